@@ -1,0 +1,131 @@
+// Package ecsmeta reads the ECS task metadata endpoint v4 ($ECS_CONTAINER_METADATA_URI_V4): the task's
+// cluster, ARN, family, revision, availability zone, and this container's name and private IPv4 address.
+// discovery uses it for service addresses and meta, secrets for the region fallback, telemetry for tags.
+package ecsmeta
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// EnvVar is the variable ECS sets in every container of a task (agent ≥ 1.39, Fargate ≥ 1.4).
+const EnvVar = "ECS_CONTAINER_METADATA_URI_V4"
+
+// Task is what berth uses of the task metadata and of this container's metadata.
+type Task struct {
+	Cluster          string // cluster ARN or name as ECS reports it
+	TaskARN          string
+	Family           string
+	Revision         string
+	AvailabilityZone string
+	LaunchType       string
+	ContainerName    string // this container's name in the task definition
+	DockerID         string
+	IPv4             string // first private IPv4 address of this container's first network, "" if none
+}
+
+// TaskID is the last segment of the task ARN ("cd189a93..."), or "" when there is no ARN.
+func (t *Task) TaskID() string {
+	if t == nil || t.TaskARN == "" {
+		return ""
+	}
+	return t.TaskARN[strings.LastIndex(t.TaskARN, "/")+1:]
+}
+
+// Region is the region segment of the task ARN (arn:aws:ecs:REGION:...), or "".
+func (t *Task) Region() string {
+	if t == nil {
+		return ""
+	}
+	parts := strings.SplitN(t.TaskARN, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[3]
+}
+
+// ClusterName is the cluster's short name (the part after "cluster/" of an ARN).
+func (t *Task) ClusterName() string {
+	if t == nil {
+		return ""
+	}
+	if i := strings.LastIndex(t.Cluster, "cluster/"); i >= 0 {
+		return t.Cluster[i+len("cluster/"):]
+	}
+	return t.Cluster
+}
+
+// Client fetches the metadata documents.
+type Client struct {
+	// URI is the value of ECS_CONTAINER_METADATA_URI_V4; empty means "not on ECS".
+	URI string
+	// HTTP is the client used; nil means a client with a 2s timeout.
+	HTTP *http.Client
+}
+
+// Fetch reads $URI (container) and $URI/task (task). It returns (nil, nil) when URI is empty.
+func (c Client) Fetch(ctx context.Context) (*Task, error) {
+	if c.URI == "" {
+		return nil, nil
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 2 * time.Second}
+	}
+	var container struct {
+		Name     string
+		DockerID string `json:"DockerId"`
+		Networks []struct {
+			IPv4Addresses []string
+		}
+	}
+	if err := getJSON(ctx, hc, c.URI, &container); err != nil {
+		return nil, err
+	}
+	var task struct {
+		Cluster, TaskARN, Family, Revision, AvailabilityZone, LaunchType string
+	}
+	if err := getJSON(ctx, hc, strings.TrimRight(c.URI, "/")+"/task", &task); err != nil {
+		return nil, err
+	}
+	t := &Task{
+		Cluster: task.Cluster, TaskARN: task.TaskARN, Family: task.Family, Revision: task.Revision,
+		AvailabilityZone: task.AvailabilityZone, LaunchType: task.LaunchType,
+		ContainerName: container.Name, DockerID: container.DockerID,
+	}
+	for _, n := range container.Networks {
+		if len(n.IPv4Addresses) > 0 {
+			t.IPv4 = n.IPv4Addresses[0]
+			break
+		}
+	}
+	return t, nil
+}
+
+func getJSON(ctx context.Context, hc *http.Client, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("ecs metadata %s: %w", url, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("ecs metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ecs metadata %s: HTTP %d", url, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("ecs metadata %s: %w", url, err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("ecs metadata %s: %w", url, err)
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+// Package harness starts the real components berth's tests run against — a `consul agent -dev`, a
+// `moto_server`, `nats-server`, the built berth binary, a PID namespace — on free loopback ports, and stops
+// each of them in t.Cleanup. Nothing here fakes an API: a test that needs Consul gets a Consul.
+//
+// Binaries come from the repository's git-ignored .tools/bin (built by `make tools` from tools/go.mod);
+// moto_server from PATH (`make deps`). A missing component fails the test with the command that installs
+// it: these tests must run in CI, not be skipped.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RepoRoot walks up from the working directory to the directory holding go.mod of the berth module.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/berth-dev/berth\n")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("harness: cannot find the berth repository root above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Tool returns the path of a binary built by `make tools` (consul, nats-server).
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), ".tools", "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("harness: %s is not built (%v); run `make tools` first", name, err)
+	}
+	return p
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var buildOnce sync.Once
+var buildPath string
+var buildErr error
+
+// Berth builds ./cmd/berth once per test binary (static, like the release) and returns its path.
+func Berth(t testing.TB) string {
+	t.Helper()
+	root := RepoRoot(t)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "berth")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/berth")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/berth: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// Process is a background component started by the harness.
+type Process struct {
+	Cmd *exec.Cmd
+	Log *bytes.Buffer
+	mu  sync.Mutex
+}
+
+type lockedBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// Output returns what the process wrote so far.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.Log.String()
+}
+
+// Start runs argv in the background with its own process group; t.Cleanup kills the group and waits.
+func Start(t testing.TB, env []string, argv ...string) *Process {
+	t.Helper()
+	p := &Process{Log: &bytes.Buffer{}}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = lockedBuffer{&p.mu, p.Log}
+	cmd.Stderr = lockedBuffer{&p.mu, p.Log}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("harness: start %s: %v", argv[0], err)
+	}
+	p.Cmd = cmd
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	return p
+}
+
+// WaitHTTP polls url until it answers with a status < 500 or the timeout passes.
+func WaitHTTP(t testing.TB, url string, timeout time.Duration, p *Process) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := ""
+	if p != nil {
+		out = p.Output()
+	}
+	t.Fatalf("harness: %s did not answer within %s\n%s", url, timeout, out)
+}
+
+// Consul is a running `consul agent -dev`.
+type Consul struct {
+	*Process
+	Addr     string // host:port of the HTTP API
+	HTTPPort int
+	args     []string
+	t        testing.TB
+}
+
+// StartConsul starts `consul agent -dev` on free loopback ports and waits until it has a leader.
+func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	c := &Consul{t: t, HTTPPort: FreePort(t)}
+	c.Addr = "127.0.0.1:" + strconv.Itoa(c.HTTPPort)
+	c.args = []string{Tool(t, "consul"), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(c.HTTPPort), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-serf-lan-port", strconv.Itoa(FreePort(t)), "-serf-wan-port", strconv.Itoa(FreePort(t)),
+		"-server-port", strconv.Itoa(FreePort(t)), "-log-level", "warn",
+		"-node", "berth-test-" + strconv.Itoa(c.HTTPPort)}
+	c.start()
+	return c
+}
+
+func (c *Consul) start() {
+	c.t.Helper()
+	c.Process = Start(c.t, nil, c.args...)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + c.Addr + "/v1/status/leader")
+		if err == nil {
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && len(bytes.Trim(b.Bytes(), "\" \n")) > 0 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("harness: consul did not elect a leader within 60s\n%s", c.Output())
+}
+
+// Stop kills the agent (dev mode loses all state).
+func (c *Consul) Stop() {
+	_ = syscall.Kill(-c.Cmd.Process.Pid, syscall.SIGKILL)
+	for i := 0; i < 100; i++ {
+		if c.Cmd.ProcessState != nil {
+			break
+		}
+		if _, err := net.DialTimeout("tcp", c.Addr, 50*time.Millisecond); err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Restart kills the agent and starts a fresh one on the same HTTP port.
+func (c *Consul) Restart() {
+	c.t.Helper()
+	c.Stop()
+	time.Sleep(200 * time.Millisecond)
+	c.start()
+}
+
+// Moto is a running moto_server.
+type Moto struct {
+	*Process
+	URL string // http://127.0.0.1:PORT
+}
+
+// StartMoto starts moto_server on a free loopback port. Use Moto.Env for the variables the AWS SDK needs.
+func StartMoto(t testing.TB) *Moto {
+	t.Helper()
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Fatalf("harness: moto_server not on PATH (%v); run `make deps`", err)
+	}
+	port := FreePort(t)
+	p := Start(t, nil, bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	m := &Moto{Process: p, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	WaitHTTP(t, m.URL+"/moto-api/", 60*time.Second, p)
+	return m
+}
+
+// Env returns the environment that points the AWS SDK at this moto_server with dummy credentials.
+func (m *Moto) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + m.URL,
+		"AWS_ACCESS_KEY_ID=testing",
+		"AWS_SECRET_ACCESS_KEY=testing",
+		"AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Context returns a context cancelled at test cleanup.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ServeECSMetadata serves the recorded task-metadata v4 documents of ../shared/fixtures/ecs-metadata-v4 and
+// returns the value to put in ECS_CONTAINER_METADATA_URI_V4.
+func ServeECSMetadata(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(RepoRoot(t), "..", "shared", "fixtures", "ecs-metadata-v4")
+	if _, err := os.Stat(filepath.Join(dir, "task.json")); err != nil {
+		t.Fatalf("harness: ECS fixtures missing: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v4/meta", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(dir, "container.json"))
+	})
+	mux.HandleFunc("/v4/meta/task", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(dir, "task.json"))
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String() + "/v4/meta"
+}
