@@ -1,0 +1,291 @@
+package discovery
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// keepaliveInterval is how often berth refreshes the passing TTL of a service that has no checks.
+const keepaliveInterval = 10 * time.Second
+
+// maxOutput bounds a check's output (Consul's default check_output_max_size is 4 KiB).
+const maxOutput = 4096
+
+// CheckState is the latest state of one check.
+type CheckState struct {
+	Name    string    // check name
+	Service string    // service ID
+	CheckID string    // Consul check ID
+	Status  string    // "passing", "warning" or "critical"
+	Output  string    // output of the last run (also the TTL note in Consul)
+	Updated time.Time // when Status last changed (zero before the first change)
+}
+
+type check struct {
+	svc       *service
+	cfg       CheckConfig
+	name, id  string
+	notes     string
+	interval  time.Duration
+	timeout   time.Duration
+	keepalive bool // berth's own always-passing TTL for a service without checks
+
+	// guarded by Agent.mu
+	status, output      string
+	updated             time.Time
+	successes, failures int
+}
+
+func newChecks(s *service, cfgs []CheckConfig) []*check {
+	if len(cfgs) == 0 {
+		return []*check{{svc: s, name: "berth", id: checkID(s.id, "berth"), keepalive: true,
+			notes: "berth is running (service has no checks)", interval: keepaliveInterval,
+			status: api.HealthPassing, output: "berth is running"}}
+	}
+	kinds := map[string]int{}
+	for _, c := range cfgs {
+		kinds[kindOf(c)]++
+	}
+	seen := map[string]int{}
+	var out []*check
+	for _, c := range cfgs {
+		k := kindOf(c)
+		name := c.Name
+		if name == "" {
+			name = k
+			if seen[k]++; kinds[k] > 1 {
+				name = fmt.Sprintf("%s-%d", k, seen[k])
+			}
+		}
+		ch := &check{svc: s, cfg: c, name: name, id: checkID(s.id, name), interval: c.Interval, timeout: c.Timeout,
+			status: c.InitialStatus}
+		if ch.interval == 0 {
+			ch.interval = DefaultCheckInterval
+		}
+		if ch.timeout == 0 {
+			ch.timeout = DefaultCheckTimeout
+		}
+		ch.timeout = min(ch.timeout, ch.interval)
+		if ch.status == "" {
+			ch.status = api.HealthCritical
+		}
+		switch k {
+		case "http":
+			ch.notes = "berth runs HTTP GET " + c.HTTP + " every " + ch.interval.String()
+		case "tcp":
+			ch.notes = "berth connects to " + c.TCP + " every " + ch.interval.String()
+		case "exec":
+			ch.notes = "berth runs " + strings.Join(c.Exec, " ") + " every " + ch.interval.String()
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+func kindOf(c CheckConfig) string {
+	switch {
+	case c.HTTP != "":
+		return "http"
+	case c.TCP != "":
+		return "tcp"
+	}
+	return "exec"
+}
+
+// runCheck runs c every interval (the first run at once) and reports each result to its TTL check.
+func (a *Agent) runCheck(ctx context.Context, c *check) {
+	hc := a.checkHTTPClient()
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		if c.keepalive {
+			a.report(ctx, c)
+		} else {
+			rctx, cancel := context.WithTimeout(ctx, c.timeout)
+			status, output := a.probe(rctx, hc, c)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			a.apply(c, status, output)
+			a.report(ctx, c)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// apply folds one result into c's state, honouring success_before_passing and failures_before_critical.
+func (a *Agent) apply(c *check, status, output string) {
+	a.mu.Lock()
+	c.output = output
+	changed := false
+	if status == api.HealthPassing {
+		c.successes++
+		c.failures = 0
+		if c.successes >= max(c.cfg.SuccessBeforePassing, 1) && c.status != status {
+			c.status, changed = status, true
+		}
+	} else {
+		c.failures++
+		c.successes = 0
+		if c.failures >= max(c.cfg.FailuresBeforeCritical, 1) && c.status != status {
+			c.status, changed = status, true
+		}
+	}
+	if changed {
+		c.updated = time.Now()
+	}
+	a.mu.Unlock()
+	if changed {
+		a.log.Info("check status changed", "service", c.svc.id, "check", c.name, "status", status, "output", firstLine(output))
+		a.notify(c)
+	}
+}
+
+func (a *Agent) notify(c *check) {
+	if a.cfg.OnCheck != nil {
+		a.cfg.OnCheck(a.state(c))
+	}
+}
+
+func (a *Agent) state(c *check) CheckState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return CheckState{Name: c.name, Service: c.svc.id, CheckID: c.id, Status: c.status, Output: c.output, Updated: c.updated}
+}
+
+// report sends c's state to its Consul TTL check, unless the service is not registered (the registration
+// carries the status) or shutdown has begun.
+func (a *Agent) report(ctx context.Context, c *check) {
+	a.mu.Lock()
+	skip := a.draining || !c.svc.registered
+	status, output := c.status, c.output
+	a.mu.Unlock()
+	if skip {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Consul.RequestTimeout)
+	defer cancel()
+	defer context.AfterFunc(a.stopOps, cancel)()
+	err := a.client.Agent().UpdateTTLOpts(c.id, output, status, (&api.QueryOptions{}).WithContext(rctx))
+	switch {
+	case err == nil:
+	case isNotFound(err):
+		a.lost(c.svc)
+	case ctx.Err() != nil || a.stopOps.Err() != nil:
+	default:
+		// Consul unreachable: the next result (one interval later) is the retry; the registration stands.
+		a.log.Warn("consul TTL update failed", "check", c.id, "error", err)
+	}
+}
+
+func (a *Agent) checkHTTPClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			// Keep-alives would hold a connection open to the application between runs.
+			DisableKeepAlives: true,
+			TLSClientConfig:   &tls.Config{MinVersion: tls.VersionTLS12},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// probe runs one check and returns its raw status and output.
+func (a *Agent) probe(ctx context.Context, hc *http.Client, c *check) (string, string) {
+	switch {
+	case c.cfg.HTTP != "":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.HTTP, nil)
+		if err != nil {
+			return api.HealthCritical, fmt.Sprintf("HTTP GET %s: %v", c.cfg.HTTP, err)
+		}
+		req.Header.Set("User-Agent", "berth health check")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return api.HealthCritical, fmt.Sprintf("HTTP GET %s: %v", c.cfg.HTTP, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxOutput))
+		_ = resp.Body.Close()
+		out := fmt.Sprintf("HTTP GET %s: %s Output: %s", c.cfg.HTTP, resp.Status, body)
+		if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+			return api.HealthPassing, truncate(out)
+		}
+		return api.HealthCritical, truncate(out)
+	case c.cfg.TCP != "":
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", c.cfg.TCP)
+		if err != nil {
+			return api.HealthCritical, fmt.Sprintf("TCP connect %s: %v", c.cfg.TCP, err)
+		}
+		_ = conn.Close()
+		return api.HealthPassing, fmt.Sprintf("TCP connect %s: Success", c.cfg.TCP)
+	default:
+		code, out, err := a.cfg.Exec(ctx, slices.Clone(c.cfg.Exec))
+		if err != nil {
+			return api.HealthCritical, truncate(fmt.Sprintf("exec %s: %v", c.cfg.Exec[0], err))
+		}
+		switch code {
+		case 0:
+			return api.HealthPassing, truncate(string(out))
+		case 1:
+			return api.HealthWarning, truncate(string(out))
+		}
+		return api.HealthCritical, truncate(fmt.Sprintf("exit status %d: %s", code, out))
+	}
+}
+
+// Checks returns the state of every check berth runs (not the keep-alive TTL of a service without checks).
+func (a *Agent) Checks() []CheckState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []CheckState
+	for _, s := range a.services {
+		for _, c := range s.checks {
+			if !c.keepalive {
+				out = append(out, CheckState{Name: c.name, Service: s.id, CheckID: c.id, Status: c.status,
+					Output: c.output, Updated: c.updated})
+			}
+		}
+	}
+	return out
+}
+
+// Healthy reports whether every check passes (true when there are none): `berth health`.
+func (a *Agent) Healthy() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.services {
+		for _, c := range s.checks {
+			if c.status != api.HealthPassing {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func truncate(s string) string {
+	if len(s) > maxOutput {
+		return s[:maxOutput]
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

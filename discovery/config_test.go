@@ -1,0 +1,93 @@
+package discovery
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	okCheck := CheckConfig{HTTP: "http://127.0.0.1:8080/health"}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string // substring of the error; "" = valid
+	}{
+		{"empty", Config{}, ""},
+		{"service ok", Config{Services: []ServiceConfig{{Name: "app", Port: 8080, Checks: []CheckConfig{okCheck}}}}, ""},
+		{"no name off ECS", Config{Services: []ServiceConfig{{Port: 8080}}}, "a name is required"},
+		{"no name on ECS", Config{MetadataURI: "http://169.254.170.2/v4/x", Services: []ServiceConfig{{Port: 8080}}}, ""},
+		{"bad port", Config{Services: []ServiceConfig{{Name: "app", Port: 70000}}}, "out of range"},
+		{"duplicate", Config{Services: []ServiceConfig{{Name: "app", Port: 1}, {Name: "app", Port: 1}}}, "duplicate service"},
+		{"dca below 1m", Config{Services: []ServiceConfig{{Name: "app", DeregisterCriticalAfter: 10 * time.Second}}}, "minimum of 1m"},
+		{"two kinds", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{HTTP: "http://x/", TCP: "x:1"}}}}}, "exactly one of"},
+		{"no kind", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{}}}}}, "exactly one of"},
+		{"bad url", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{HTTP: "127.0.0.1:80/health"}}}}}, "not an http(s) URL"},
+		{"bad tcp", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{TCP: "nohostport"}}}}}, "not host:port"},
+		{"exec without runner", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{Exec: []string{"true"}}}}}}, "exec runner"},
+		{"bad initial", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{TCP: "a:1", InitialStatus: "ok"}}}}}, "initial_status"},
+		{"tiny interval", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{TCP: "a:1", Interval: time.Millisecond}}}}}, "below 100ms"},
+		{"dup check", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{Name: "x", TCP: "a:1"}, {Name: "x", TCP: "a:2"}}}}}, "duplicate check"},
+		{"peers ok", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", OnChange: "signal:hup"}}}, ""},
+		{"peers restart", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", File: "/tmp/x", OnChange: "restart"}}}, ""},
+		{"peers no service", Config{Peers: []PeersConfig{{Name: "c", Env: "HZ"}}}, "service is required"},
+		{"peers no output", Config{Peers: []PeersConfig{{Name: "c", Service: "hz"}}}, "env or file"},
+		{"peers bad signal", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", OnChange: "signal:SIGNOPE"}}}, "unknown signal"},
+		{"peers bad action", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", OnChange: "reload"}}}, "on_change"},
+		{"peers bad template", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", Template: "{{range .}"}}}, "template"},
+		{"peers negative min", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", Min: -1}}}, "min"},
+		{"consul scheme", Config{Consul: ConsulConfig{Scheme: "ftp"}}, "consul.scheme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("want valid, have %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("want error containing %q, have nil", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("want error containing %q, have %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := backoff{min: 100 * time.Millisecond, max: time.Second}
+	for i, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		want *= time.Millisecond
+		have := b.next()
+		if have < want*8/10 || have > want*12/10 {
+			t.Fatalf("step %d: want %s ±20%%, have %s", i, want, have)
+		}
+	}
+	b.reset()
+	if have := b.next(); have > 120*time.Millisecond {
+		t.Fatalf("after reset: want ≈100ms, have %s", have)
+	}
+}
+
+func TestRender(t *testing.T) {
+	peers := []Peer{{Address: "10.0.0.1", Port: 6222}, {Address: "::1", Port: 6222}}
+	for _, tc := range []struct {
+		name, tmpl, want string
+	}{
+		{"default", "", "10.0.0.1:6222,[::1]:6222"},
+		{"spec example", "{{range .}}{{.Address}}:{{.Port}}{{end}}", "10.0.0.1:6222::1:6222"},
+		{"routes", `{{range $i, $p := .}}{{if $i}},{{end}}nats-route://{{$p.HostPort}}{{end}}`, "nats-route://10.0.0.1:6222,nats-route://[::1]:6222"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := newPeerState(PeersConfig{Name: "x", Template: tc.tmpl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			have, err := ps.render(peers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if have != tc.want {
+				t.Fatalf("want %q, have %q", tc.want, have)
+			}
+		})
+	}
+}

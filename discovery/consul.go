@@ -1,0 +1,114 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// newClient builds the Consul client: api.DefaultConfig() (CONSUL_HTTP_* variables) overridden by every
+// non-empty field of the `consul {}` block.
+func newClient(c ConsulConfig) (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	if c.Address != "" {
+		cfg.Address = c.Address
+	}
+	if c.Scheme != "" {
+		cfg.Scheme = c.Scheme
+	}
+	if c.Token != "" {
+		cfg.Token = c.Token
+	}
+	if c.TokenFile != "" {
+		cfg.TokenFile = c.TokenFile
+	}
+	if c.Datacenter != "" {
+		cfg.Datacenter = c.Datacenter
+	}
+	if c.CACert != "" {
+		cfg.TLSConfig.CAFile = c.CACert
+	}
+	if c.CAPath != "" {
+		cfg.TLSConfig.CAPath = c.CAPath
+	}
+	if c.ClientCert != "" {
+		cfg.TLSConfig.CertFile = c.ClientCert
+	}
+	if c.ClientKey != "" {
+		cfg.TLSConfig.KeyFile = c.ClientKey
+	}
+	if c.TLSServerName != "" {
+		cfg.TLSConfig.Address = c.TLSServerName
+	}
+	if c.InsecureSkipVerify {
+		cfg.TLSConfig.InsecureSkipVerify = true
+	}
+	if c.WrapTransport != nil && !strings.HasPrefix(cfg.Address, "unix://") {
+		hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+		if err != nil {
+			return nil, err
+		}
+		hc.Transport = c.WrapTransport(hc.Transport)
+		cfg.HttpClient = hc
+	}
+	return api.NewClient(cfg)
+}
+
+// backoff yields exponentially growing waits with ±20% jitter, so a fleet of tasks that lost the same agent
+// does not retry in lock-step.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur *= 2
+	}
+	if b.cur > b.max {
+		b.cur = b.max
+	}
+	j := time.Duration(float64(b.cur) * (0.8 + 0.4*rand.Float64()))
+	return j
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits d or until ctx is done; it reports whether the full wait elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// isNotFound reports whether Consul answered that the check or service is unknown to the agent, which means
+// the agent lost our registration (agent restart, dev mode, manual deregistration).
+func isNotFound(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		if se.Code == http.StatusNotFound {
+			return true
+		}
+		b := strings.ToLower(se.Body)
+		return strings.Contains(b, "unknown check") || strings.Contains(b, "unknown service") ||
+			strings.Contains(b, "does not have associated ttl")
+	}
+	return false
+}
+
+// splitHostPort is net.SplitHostPort that also accepts ":port".
+func splitHostPort(s string) (string, string, error) {
+	return net.SplitHostPort(s)
+}

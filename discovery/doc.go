@@ -1,0 +1,51 @@
+// Package discovery owns berth's side of Consul (SPEC §5): it registers the task's services with the local
+// Consul agent, runs their health checks itself and reports the results to Consul TTL checks (so the agent
+// never reaches into the task's network), keeps the registration alive across agent restarts, deregisters
+// first on shutdown, toggles maintenance mode, and hands peer lists (Hazelcast-style "initial members") to
+// clustered applications through env vars and files, following changes with blocking queries.
+//
+// # Knobs
+//
+// Consul (ConsulConfig, the `consul {}` block): address, scheme, token, token_file, datacenter, ca_cert,
+// ca_path, client_cert, client_key, tls_server_name, insecure_skip_verify. Empty fields fall back to the
+// official client's environment: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_SSL,
+// CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
+// CONSUL_TLS_SERVER_NAME. required (default false): when true Register retries until timeout (default 30s) and
+// fails with exit code 69; when false the application starts even if Consul is down and registration is
+// retried in the background with exponential back-off (500ms doubling to 30s, ±20% jitter). Each non-blocking
+// request is bounded by 5s.
+//
+// Services (ServiceConfig, `service "NAME" {}`): port, tags, meta, address ("auto" by default: the ECS task's
+// IPv4 from ECS_CONTAINER_METADATA_URI_V4, else the first non-loopback interface address, else the hostname),
+// deregister_critical_after (default 1m), checks. On ECS the name defaults to the lower-cased task family and
+// meta gets ecs_cluster, ecs_task_arn, ecs_family, ecs_revision, availability_zone. IDs are
+// NAME-<task id or hostname>-<port>.
+//
+// Checks (CheckConfig, `check {}`): http (GET, 2xx/3xx passing, redirects not followed), tcp (connect), exec
+// (through Config.Exec; exit 0 passing, 1 warning, other critical); interval (default 10s), timeout (default
+// 5s, at most interval), initial_status (default critical), success_before_passing, failures_before_critical
+// (both default 1). Each check is a Consul TTL check with TTL = 3 × interval; berth sends every result (status
+// and output as the note) once per interval — that update is also the liveness probe of the registration:
+// a 404 "unknown check" means the agent lost it, and berth re-registers at once, so within one interval.
+// A service without checks gets one TTL check named "berth" that berth keeps passing every 10s: without it a
+// SIGKILLed or OOM-killed task would stay registered forever; with it Consul removes the service
+// deregister_critical_after after berth stopped refreshing it.
+//
+// Peers (PeersConfig, `peers "NAME" {}`): service, tag, passing_only (default true), include_self (default
+// false; when true this berth's own instance is always in the list, even before its checks pass), min
+// (default 0), wait (default 30s), env, file, template (text/template over []Peer; Peer has ID, Name, Address,
+// Port, Tags, Meta, Node and HostPort(); func "join"; default: comma-separated host:port), on_change ("none",
+// "signal:SIGHUP", "restart"). The list is sorted by address, port and ID so it only changes when membership
+// does.
+//
+// # Cost at steady state
+//
+// One PUT /v1/agent/check/update per check per interval, plus one blocking GET /v1/health/service per peers
+// block per 5 minutes (Consul's wait); nothing polls. See TestSteadyStateRequestRate.
+//
+// # Lifecycle
+//
+// New (no I/O) → Register (first registration; reads ECS metadata) → ResolvePeers (before the main command
+// starts) → Run and WatchPeers as run.Group actors → Deregister as shutdown step 1, before the application is
+// signalled. Once Deregister is called nothing re-registers or updates a TTL, even while Run's checks finish.
+package discovery

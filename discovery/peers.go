@@ -1,0 +1,363 @@
+package discovery
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Peer is one instance of a peers block's service, as templates see it.
+type Peer struct {
+	ID      string
+	Name    string
+	Address string // service address, else the node's address
+	Port    int
+	Tags    []string
+	Meta    map[string]string
+	Node    string
+}
+
+// HostPort is "address:port" ("[v6]:port" for IPv6).
+func (p Peer) HostPort() string { return net.JoinHostPort(p.Address, strconv.Itoa(p.Port)) }
+
+func templateFuncs() template.FuncMap {
+	return template.FuncMap{"join": strings.Join}
+}
+
+type peerState struct {
+	cfg  PeersConfig
+	tmpl *template.Template // nil: comma-separated host:port
+
+	// guarded by Agent.mu
+	index    uint64
+	rendered string
+	resolved bool
+	peers    []Peer
+}
+
+func newPeerState(p PeersConfig) (*peerState, error) {
+	if p.Wait == 0 {
+		p.Wait = DefaultPeersWait
+	}
+	ps := &peerState{cfg: p}
+	if p.Template != "" {
+		t, err := template.New(p.Name).Funcs(templateFuncs()).Option("missingkey=error").Parse(p.Template)
+		if err != nil {
+			return nil, fmt.Errorf("peers %q: template: %w", p.Name, err)
+		}
+		ps.tmpl = t
+	}
+	return ps, nil
+}
+
+func (ps *peerState) render(peers []Peer) (string, error) {
+	if ps.tmpl == nil {
+		hp := make([]string, len(peers))
+		for i, p := range peers {
+			hp[i] = p.HostPort()
+		}
+		return strings.Join(hp, ","), nil
+	}
+	var b bytes.Buffer
+	if err := ps.tmpl.Execute(&b, peers); err != nil {
+		return "", fmt.Errorf("peers %q: template: %w", ps.cfg.Name, err)
+	}
+	return b.String(), nil
+}
+
+// ResolvePeers does the initial lookup of every peers block, in parallel: each waits up to its Wait for Min
+// peers (the first member of a new cluster starts with fewer, possibly none, after Wait), writes its file and
+// returns the env vars. A Consul that does not answer within Wait yields an empty list, not an error; errors
+// are template and file-writing failures.
+func (a *Agent) ResolvePeers(ctx context.Context) (map[string]string, error) {
+	if len(a.peers) == 0 {
+		return map[string]string{}, nil
+	}
+	if err := a.prepare(ctx); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(a.peers))
+	var wg sync.WaitGroup
+	for i, ps := range a.peers {
+		wg.Go(func() { errs[i] = a.resolve(ctx, ps) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return a.PeerEnv(), nil
+}
+
+func (a *Agent) resolve(ctx context.Context, ps *peerState) error {
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, ps.cfg.Wait)
+	defer cancel()
+	var (
+		peers   []Peer
+		index   uint64
+		lastErr error
+		b       = backoff{min: a.cfg.Consul.RetryMin, max: a.cfg.Consul.RetryMax}
+	)
+	for {
+		var wait time.Duration
+		if index > 0 {
+			// Block until the list changes or the wait runs out (the ctx deadline cuts Consul's jitter).
+			wait = min(a.cfg.Consul.BlockingWait, time.Until(start.Add(ps.cfg.Wait)))
+		}
+		got, idx, err := a.query(wctx, ps, index, wait)
+		if err != nil {
+			if wctx.Err() != nil {
+				break
+			}
+			lastErr = err
+			a.log.Warn("peers lookup failed; retrying", "peers", ps.cfg.Name, "error", err)
+			if !sleep(wctx, b.next()) {
+				break
+			}
+			continue
+		}
+		b.reset()
+		peers, index = got, nextIndex(index, idx)
+		if len(peers) >= ps.cfg.Min || wctx.Err() != nil {
+			break
+		}
+		a.log.Info("waiting for peers", "peers", ps.cfg.Name, "service", ps.cfg.Service, "have", len(peers), "min", ps.cfg.Min)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("peers %q: %w", ps.cfg.Name, ctx.Err())
+	}
+	if len(peers) < ps.cfg.Min {
+		a.log.Warn("fewer peers than min after wait; starting with what there is (first member of a new cluster)",
+			"peers", ps.cfg.Name, "have", len(peers), "min", ps.cfg.Min, "wait", ps.cfg.Wait, "last_error", lastErr)
+	}
+	a.mu.Lock()
+	ps.index = index
+	ps.resolved = true
+	a.mu.Unlock()
+	_, err := a.update(ps, peers)
+	return err
+}
+
+// nextIndex applies Consul's blocking-query rules: reset when the index goes backwards (agent or cluster
+// restarted), never block on 0.
+func nextIndex(old, got uint64) uint64 {
+	if got < old {
+		return 0
+	}
+	return max(got, 1)
+}
+
+// query runs one (blocking when index > 0) health query and filters the result.
+func (a *Agent) query(ctx context.Context, ps *peerState, index uint64, wait time.Duration) ([]Peer, uint64, error) {
+	q := &api.QueryOptions{Datacenter: a.cfg.Consul.Datacenter, WaitIndex: index, WaitTime: wait}
+	entries, meta, err := a.client.Health().Service(ps.cfg.Service, ps.cfg.Tag, ps.cfg.passingOnly(), q.WithContext(ctx))
+	if err != nil {
+		return nil, 0, fmt.Errorf("health service %s: %w", ps.cfg.Service, err)
+	}
+	return a.filter(ps, entries), meta.LastIndex, nil
+}
+
+// filter turns entries into sorted peers, dropping or adding this berth's own instance (include_self).
+func (a *Agent) filter(ps *peerState, entries []*api.ServiceEntry) []Peer {
+	self := map[string]Peer{}
+	for _, r := range a.Registrations() {
+		if r.Name == ps.cfg.Service && (ps.cfg.Tag == "" || slices.Contains(r.Tags, ps.cfg.Tag)) {
+			self[r.ID] = Peer{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Tags: r.Tags, Meta: r.Meta}
+		}
+	}
+	var peers []Peer
+	for _, e := range entries {
+		if e.Service == nil {
+			continue
+		}
+		p := Peer{ID: e.Service.ID, Name: e.Service.Service, Address: e.Service.Address, Port: e.Service.Port,
+			Tags: e.Service.Tags, Meta: e.Service.Meta}
+		if e.Node != nil {
+			p.Node = e.Node.Node
+			if p.Address == "" {
+				p.Address = e.Node.Address
+			}
+		}
+		if _, mine := self[p.ID]; mine {
+			if !ps.cfg.IncludeSelf {
+				continue
+			}
+			delete(self, p.ID)
+		}
+		peers = append(peers, p)
+	}
+	if ps.cfg.IncludeSelf {
+		// Our own instance belongs in the list even before its checks pass or it is registered.
+		for _, p := range self {
+			peers = append(peers, p)
+		}
+	}
+	slices.SortFunc(peers, func(x, y Peer) int {
+		return cmp.Or(cmp.Compare(x.Address, y.Address), cmp.Compare(x.Port, y.Port), cmp.Compare(x.ID, y.ID))
+	})
+	return peers
+}
+
+// update renders peers and, when the result differs from the last one, writes the file. It reports whether
+// the rendering changed.
+func (a *Agent) update(ps *peerState, peers []Peer) (bool, error) {
+	out, err := ps.render(peers)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	changed := out != ps.rendered || ps.peers == nil
+	ps.rendered, ps.peers = out, peers
+	if ps.peers == nil {
+		ps.peers = []Peer{}
+	}
+	a.mu.Unlock()
+	if !changed {
+		return false, nil
+	}
+	a.log.Info("peers", "peers", ps.cfg.Name, "service", ps.cfg.Service, "count", len(peers), "value", out)
+	if ps.cfg.File != "" {
+		if err := writeFileAtomic(ps.cfg.File, []byte(out), 0o644); err != nil {
+			return true, fmt.Errorf("peers %q: %w", ps.cfg.Name, err)
+		}
+	}
+	return true, nil
+}
+
+// PeerEnv returns the current env var of every peers block that has one (the latest rendering, for the next
+// start of the main command).
+func (a *Agent) PeerEnv() map[string]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	env := map[string]string{}
+	for _, ps := range a.peers {
+		if ps.cfg.Env != "" && ps.peers != nil {
+			env[ps.cfg.Env] = ps.rendered
+		}
+	}
+	return env
+}
+
+// Peers returns the current peer list of the named block (nil before it was resolved).
+func (a *Agent) Peers(name string) []Peer {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ps := range a.peers {
+		if ps.cfg.Name == name {
+			return slices.Clone(ps.peers)
+		}
+	}
+	return nil
+}
+
+// WatchPeers follows every peers block with Consul blocking queries (one open query per block, re-issued when
+// it returns; back-off with jitter on errors; no polling), re-renders the files, and calls onChange(name,
+// action) with the block's on_change ("signal:SIGHUP", "restart") when the rendered list changed; blocks with
+// on_change "none" only re-render. It returns nil when ctx is done.
+func (a *Agent) WatchPeers(ctx context.Context, onChange func(name, action string)) error {
+	if len(a.peers) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	if err := a.prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, ps := range a.peers {
+		wg.Go(func() { a.watch(ctx, ps, onChange) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name, action string)) {
+	a.mu.Lock()
+	index, resolved := ps.index, ps.resolved
+	a.mu.Unlock()
+	b := backoff{min: a.cfg.Consul.RetryMin, max: a.cfg.Consul.RetryMax}
+	for {
+		started := time.Now()
+		wait := a.cfg.Consul.BlockingWait
+		if index == 0 {
+			wait = 0
+		}
+		peers, idx, err := a.query(ctx, ps, index, wait)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			d := b.next()
+			a.log.Warn("peers watch failed; retrying", "peers", ps.cfg.Name, "error", err, "in", d.Round(time.Millisecond))
+			if !sleep(ctx, d) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		prev := index
+		index = nextIndex(index, idx)
+		if idx != prev || !resolved {
+			changed, err := a.update(ps, peers)
+			if err != nil {
+				a.log.Error("peers render failed", "peers", ps.cfg.Name, "error", err)
+			}
+			action := ps.cfg.OnChange
+			if changed && resolved && onChange != nil && action != "" && action != OnChangeNone {
+				onChange(ps.cfg.Name, action)
+			}
+			resolved = true
+		}
+		// Consul's advice for blocking queries: rate-limit re-issues when the index churns, so a flapping
+		// service elsewhere cannot turn the watch into a busy loop.
+		if time.Since(started) < a.cfg.Consul.RetryMin && !sleep(ctx, a.cfg.Consul.RetryMin-time.Since(started)) {
+			return
+		}
+	}
+}
+
+// writeFileAtomic writes data next to path and renames it over path, so readers never see half a file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

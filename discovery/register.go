@@ -1,0 +1,497 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/discovery/ecsmeta"
+)
+
+// Registration is one service of this berth as status reports it.
+type Registration struct {
+	ID          string
+	Name        string
+	Address     string
+	Port        int
+	Tags        []string
+	Meta        map[string]string
+	Registered  bool // the agent has it, as far as berth knows
+	Maintenance bool
+}
+
+// Agent registers this berth's services in Consul, runs their checks and follows peers.
+type Agent struct {
+	cfg    Config
+	log    hclog.Logger
+	client *api.Client
+
+	// regSem serialises (re-)registration with Deregister so a registration can never land after the
+	// deregistration (consul-ecs #284).
+	regSem chan struct{}
+	// kick wakes the registration loop when a TTL update found the registration gone.
+	kick chan struct{}
+	// stopOps is cancelled by Deregister and aborts in-flight registrations and TTL updates.
+	stopOps   context.Context
+	cancelOps context.CancelFunc
+
+	prepMu   sync.Mutex // held while preparing (may do network I/O), never together with mu
+	prepared bool
+
+	mu          sync.Mutex
+	services    []*service
+	draining    bool
+	maintenance bool
+	maintReason string
+	peers       []*peerState
+}
+
+type service struct {
+	id, name, address string
+	port              int
+	tags              []string
+	meta              map[string]string
+	dca               time.Duration
+	checks            []*check
+	registered        bool // guarded by Agent.mu
+}
+
+// New validates cfg and builds the agent. It does no network I/O: ECS metadata is read and the services are
+// resolved on the first Register, Run or ResolvePeers.
+func New(cfg Config, log hclog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("discovery config: %w", err)
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	c := &cfg.Consul
+	if c.Timeout == 0 {
+		c.Timeout = DefaultConsulTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = c.RetryMin
+	}
+	if c.BlockingWait == 0 {
+		c.BlockingWait = DefaultBlockingWait
+	}
+	client, err := newClient(cfg.Consul)
+	if err != nil {
+		return nil, fmt.Errorf("consul client: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: log, client: client, regSem: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+	a.stopOps, a.cancelOps = context.WithCancel(context.Background())
+	for _, p := range cfg.Peers {
+		ps, err := newPeerState(p)
+		if err != nil {
+			return nil, err
+		}
+		a.peers = append(a.peers, ps)
+	}
+	return a, nil
+}
+
+// prepare resolves names, addresses, IDs and meta once (ECS metadata needs the network).
+func (a *Agent) prepare(ctx context.Context) error {
+	a.prepMu.Lock()
+	defer a.prepMu.Unlock()
+	if a.prepared {
+		return nil
+	}
+	task, err := a.fetchTask(ctx)
+	if err != nil {
+		needName := false
+		for _, s := range a.cfg.Services {
+			needName = needName || s.Name == ""
+		}
+		if needName {
+			return fmt.Errorf("service name defaults to the ECS task family: %w", err)
+		}
+		a.log.Warn("ECS task metadata unavailable; using interface address and hostname", "error", err)
+	}
+	hostname, _ := os.Hostname()
+	instance := task.TaskID()
+	if instance == "" {
+		instance = hostname
+	}
+	var services []*service
+	for _, sc := range a.cfg.Services {
+		s := &service{name: sc.Name, port: sc.Port, tags: slices.Clone(sc.Tags), dca: sc.DeregisterCriticalAfter}
+		if s.name == "" {
+			s.name = strings.ToLower(task.Family)
+		}
+		s.id = sc.ID
+		if s.id == "" {
+			s.id = fmt.Sprintf("%s-%s-%d", s.name, instance, s.port)
+		}
+		s.address = sc.Address
+		if s.address == "" || s.address == AddressAuto {
+			s.address = autoAddress(task, hostname)
+		}
+		s.meta = map[string]string{}
+		if task != nil {
+			for k, v := range map[string]string{"ecs_cluster": task.ClusterName(), "ecs_task_arn": task.TaskARN,
+				"ecs_family": task.Family, "ecs_revision": task.Revision, "availability_zone": task.AvailabilityZone} {
+				if v != "" {
+					s.meta[k] = v
+				}
+			}
+		}
+		maps.Copy(s.meta, sc.Meta)
+		if s.dca == 0 {
+			s.dca = DefaultDeregisterCriticalAfter
+		}
+		s.checks = newChecks(s, sc.Checks)
+		services = append(services, s)
+	}
+	a.mu.Lock()
+	a.services = services
+	a.mu.Unlock()
+	a.prepared = true
+	return nil
+}
+
+// fetchTask reads ECS task metadata, retrying briefly: the endpoint is local and answers within
+// milliseconds once the task runs, but may not be ready in the first instant.
+func (a *Agent) fetchTask(ctx context.Context) (*ecsmeta.Task, error) {
+	if a.cfg.MetadataURI == "" {
+		return nil, nil
+	}
+	var err error
+	b := backoff{min: 200 * time.Millisecond, max: 2 * time.Second}
+	for i := 0; i < 5; i++ {
+		var task *ecsmeta.Task
+		if task, err = (ecsmeta.Client{URI: a.cfg.MetadataURI}).Fetch(ctx); err == nil {
+			return task, nil
+		}
+		if !sleep(ctx, b.next()) {
+			break
+		}
+	}
+	return nil, err
+}
+
+// autoAddress is SPEC §5's address "auto": the ECS task's IPv4, else the first non-loopback interface address
+// (IPv4 before IPv6, link-local skipped), else the hostname.
+func autoAddress(task *ecsmeta.Task, hostname string) string {
+	if task != nil && task.IPv4 != "" {
+		return task.IPv4
+	}
+	var v6 string
+	ifaces, _ := net.Interfaces()
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, addr := range addrs {
+			ipn, ok := addr.(*net.IPNet)
+			if !ok || !ipn.IP.IsGlobalUnicast() {
+				continue
+			}
+			if ipn.IP.To4() != nil {
+				return ipn.IP.String()
+			}
+			if v6 == "" {
+				v6 = ipn.IP.String()
+			}
+		}
+	}
+	if v6 != "" {
+		return v6
+	}
+	return hostname
+}
+
+// Register performs the first registration. With consul.required it retries with back-off until
+// consul.timeout and then returns an error with ExitCode 69; otherwise a Consul that does not answer is
+// logged and Register returns nil at once (Run keeps retrying).
+func (a *Agent) Register(ctx context.Context) error {
+	if err := a.prepare(ctx); err != nil {
+		return err
+	}
+	if len(a.serviceList()) == 0 {
+		return nil
+	}
+	if !a.cfg.Consul.Required {
+		if err := a.registerAll(ctx); err != nil && !errors.Is(err, errDraining) {
+			a.log.Warn("consul registration failed; the application starts anyway and berth keeps retrying", "error", err)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Consul.Timeout)
+	defer cancel()
+	b := backoff{min: a.cfg.Consul.RetryMin, max: a.cfg.Consul.RetryMax}
+	for {
+		err := a.registerAll(ctx)
+		if err == nil || errors.Is(err, errDraining) {
+			return nil
+		}
+		a.log.Warn("consul registration failed; retrying", "error", err)
+		if !sleep(ctx, b.next()) {
+			return &UnavailableError{Err: fmt.Errorf("register within %s: %w", a.cfg.Consul.Timeout, err)}
+		}
+	}
+}
+
+var errDraining = errors.New("deregistered: shutdown has begun")
+
+// registerAll registers every service the agent does not have, each with its TTL checks in their current
+// state, and re-applies maintenance mode.
+func (a *Agent) registerAll(ctx context.Context) error {
+	select {
+	case a.regSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-a.regSem }()
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Consul.RequestTimeout)
+	defer cancel()
+	defer context.AfterFunc(a.stopOps, cancel)()
+
+	var errs []error
+	for _, s := range a.serviceList() {
+		a.mu.Lock()
+		if a.draining {
+			a.mu.Unlock()
+			return errDraining
+		}
+		if s.registered {
+			a.mu.Unlock()
+			continue
+		}
+		reg := a.registration(s)
+		maint, reason := a.maintenance, a.maintReason
+		a.mu.Unlock()
+
+		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
+		if err := a.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
+			errs = append(errs, fmt.Errorf("register service %s: %w", s.id, err))
+			continue
+		}
+		if maint {
+			if err := a.client.Agent().EnableServiceMaintenanceOpts(s.id, reason, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+				errs = append(errs, fmt.Errorf("maintenance on %s: %w", s.id, err))
+				continue
+			}
+		}
+		a.mu.Lock()
+		s.registered = true
+		a.mu.Unlock()
+		a.log.Info("registered in consul", "service", s.name, "id", s.id, "address", s.address, "port", s.port)
+	}
+	return errors.Join(errs...)
+}
+
+// registration builds the agent registration of s with its checks' current status. Caller holds a.mu.
+func (a *Agent) registration(s *service) *api.AgentServiceRegistration {
+	reg := &api.AgentServiceRegistration{
+		ID: s.id, Name: s.name, Address: s.address, Port: s.port,
+		Tags: slices.Clone(s.tags), Meta: maps.Clone(s.meta),
+	}
+	for _, c := range s.checks {
+		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{
+			CheckID: c.id, Name: c.name, TTL: (3 * c.interval).String(), Status: c.status,
+			Notes:                          c.notes,
+			DeregisterCriticalServiceAfter: s.dca.String(),
+		})
+	}
+	return reg
+}
+
+func (a *Agent) serviceList() []*service {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.services
+}
+
+// Run runs the checks, reports their results to the Consul TTL checks, and keeps the registration alive: a
+// TTL update answered with "unknown check" (the agent lost its state) re-registers at once, and a registration
+// that failed is retried with back-off and jitter. Steady-state cost: one TTL update per check per interval.
+// Run returns nil when ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, s := range a.serviceList() {
+		for _, c := range s.checks {
+			if !c.keepalive {
+				a.notify(c)
+			}
+			wg.Go(func() { a.runCheck(ctx, c) })
+		}
+	}
+	a.registrationLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+func (a *Agent) registrationLoop(ctx context.Context) {
+	b := backoff{min: a.cfg.Consul.RetryMin, max: a.cfg.Consul.RetryMax}
+	for {
+		if a.needsRegistration() {
+			err := a.registerAll(ctx)
+			switch {
+			case err == nil:
+				b.reset()
+			case errors.Is(err, errDraining):
+			case ctx.Err() != nil:
+				return
+			default:
+				d := b.next()
+				a.log.Warn("consul registration failed; retrying", "error", err, "in", d.Round(time.Millisecond))
+				if !sleep(ctx, d) {
+					return
+				}
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		}
+	}
+}
+
+func (a *Agent) needsRegistration() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.draining {
+		return false
+	}
+	for _, s := range a.services {
+		if !s.registered {
+			return true
+		}
+	}
+	return false
+}
+
+// lost marks s as unknown to the agent and wakes the registration loop.
+func (a *Agent) lost(s *service) {
+	a.mu.Lock()
+	was := s.registered
+	s.registered = false
+	draining := a.draining
+	a.mu.Unlock()
+	if draining {
+		return
+	}
+	if was {
+		a.log.Warn("consul agent lost the registration; re-registering", "id", s.id)
+	}
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Deregister removes every service of this berth from Consul (shutdown step 1). From the moment it is called
+// nothing re-registers a service or updates a TTL, even while checks keep finishing (consul-ecs #284).
+// It is bounded by ctx and never hangs on a dead Consul.
+func (a *Agent) Deregister(ctx context.Context) error {
+	a.mu.Lock()
+	a.draining = true
+	a.mu.Unlock()
+	a.cancelOps()
+	// Wait for an in-flight registration (now aborted) so ours is the last word.
+	select {
+	case a.regSem <- struct{}{}:
+		defer func() { <-a.regSem }()
+	case <-ctx.Done():
+		return fmt.Errorf("deregister: %w", ctx.Err())
+	}
+	var errs []error
+	for _, s := range a.serviceList() {
+		err := a.client.Agent().ServiceDeregisterOpts(s.id, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("deregister %s: %w", s.id, err))
+			continue
+		}
+		a.mu.Lock()
+		s.registered = false
+		a.mu.Unlock()
+		a.log.Info("deregistered from consul", "id", s.id)
+	}
+	return errors.Join(errs...)
+}
+
+// Maintenance turns Consul maintenance mode on or off for every service of this berth. The state is kept and
+// re-applied when berth re-registers after an agent restart. After Deregister it does nothing.
+func (a *Agent) Maintenance(ctx context.Context, on bool, reason string) error {
+	if reason == "" {
+		reason = "berth ctl maintenance"
+	}
+	a.mu.Lock()
+	if a.draining {
+		a.mu.Unlock()
+		return nil
+	}
+	a.maintenance, a.maintReason = on, reason
+	a.mu.Unlock()
+	var errs []error
+	for _, s := range a.serviceList() {
+		q := (&api.QueryOptions{}).WithContext(ctx)
+		var err error
+		if on {
+			err = a.client.Agent().EnableServiceMaintenanceOpts(s.id, reason, q)
+		} else {
+			err = a.client.Agent().DisableServiceMaintenanceOpts(s.id, q)
+		}
+		if err != nil {
+			if isNotFound(err) {
+				a.lost(s) // re-registration applies the new state
+				continue
+			}
+			errs = append(errs, fmt.Errorf("maintenance %s: %w", s.id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Registrations returns the services of this berth (empty before the first Register, Run or ResolvePeers).
+func (a *Agent) Registrations() []Registration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Registration, 0, len(a.services))
+	for _, s := range a.services {
+		out = append(out, Registration{ID: s.id, Name: s.name, Address: s.address, Port: s.port,
+			Tags: slices.Clone(s.tags), Meta: maps.Clone(s.meta), Registered: s.registered, Maintenance: a.maintenance})
+	}
+	return out
+}
+
+// checkID is the Consul check ID: the service ID and the check name with anything but [A-Za-z0-9_.-]
+// replaced, because the ID goes into the URL path of /v1/agent/check/update/.
+func checkID(serviceID, name string) string {
+	return serviceID + ":" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, name)
+}
