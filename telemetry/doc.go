@@ -1,0 +1,52 @@
+// Package telemetry owns what berth emits about itself and its processes: berth's own log (go-hclog), the
+// stdout/stderr of every supervised process (Streamer), and metrics to DogStatsD and Prometheus (Metrics).
+// It decides nothing about processes; the supervisor calls it.
+//
+// # berth's own log
+//
+// NewLogger builds the go-hclog logger from -log-level (trace, debug, info, warn, error; default info) and
+// -log-format ("text" or "json": one JSON object per line). An unknown value is an error naming it.
+//
+// # Process output (SPEC §6)
+//
+// Each supervised process gets pipes for stdout and stderr; Streamer.Stream copies each pipe to berth's own
+// stdout or stderr:
+//
+//   - line by line with no line-length limit: a line is held until its newline arrives, whatever its
+//     length (the buffer grows, and shrinks back to 64 KiB afterwards), so a 10 MiB line passes whole;
+//   - the final line without a newline is written at EOF, nothing is dropped when the process exits;
+//   - lines of one stream keep their order; lines of different processes going to the same sink never
+//     interleave inside a line (one lock per sink, held for a whole block of complete lines);
+//   - a slow sink blocks the writers (back-pressure), nothing is dropped; if the sink fails (EPIPE), the
+//     stream is still drained to EOF so the process never blocks, and Stream returns the write error.
+//
+// Knobs: logs.format = "raw" (default; bytes as written) | "json" (one
+// {"time":RFC3339Nano UTC,"job":...,"stream":"stdout"|"stderr","message":...} object per line, valid JSON
+// for any bytes: control bytes escaped, invalid UTF-8 → U+FFFD); logs.prefix = true writes "JOB | " before
+// each line in raw mode; redact (default true) replaces each value given to SetRedactions of 6 bytes or more
+// with "[REDACTED]". Redaction works on complete lines, so a value split across two read()s of one line is
+// still caught; a multi-line value (a PEM key) is redacted line by line. In raw mode the final partial line is
+// written as is (byte-identical output); with prefix or json it is terminated by a newline.
+//
+// The caveat of line buffering: a partial line (a prompt, a progress bar drawn with \r) appears only when its
+// newline arrives or the process exits, and a process that writes an endless line without a newline grows
+// its buffer. When Passthrough reports true (raw, no prefix, no redaction values) the supervisor hands
+// berth's own file descriptors to the child instead, which also is the TTY case.
+//
+// # Metrics (SPEC §6)
+//
+// See Metrics and MetricsConfig. DogStatsD (github.com/DataDog/datadog-go/v5) is on when
+// telemetry.dogstatsd, DD_DOGSTATSD_URL or DD_AGENT_HOST is set:
+//
+//   - DD_DOGSTATSD_URL: udp://HOST:PORT or unix:///PATH (unixgram; unixgram:// and unixstream:// too);
+//   - DD_AGENT_HOST (with DD_DOGSTATSD_PORT, default 8125): the agent's host;
+//   - DD_ENV, DD_SERVICE, DD_VERSION become the global tags env:, service:, version:; DD_TAGS (comma or
+//     space separated key:value) adds more; DD_ENTITY_ID is used by datadog-go itself;
+//   - ECS_CONTAINER_METADATA_URI_V4 adds ecs_cluster, task_family, task_version, container_name.
+//
+// No other environment value ever becomes a tag, so secret values cannot leak into tags.
+//
+// Prometheus (telemetry.prometheus / -prometheus ADDR) serves /metrics with the same metrics, '.' replaced
+// by '_', plus the Go runtime and process collectors on a private registry, and /status (JSON from
+// MetricsConfig.Status).
+package telemetry

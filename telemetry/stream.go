@@ -1,0 +1,286 @@
+package telemetry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+const (
+	// readSize is the initial read buffer of one stream: a full Linux pipe (64 KiB) fits in one read.
+	readSize = 64 << 10
+	// keepSize bounds the buffer kept for reuse after a very long line: the 10 MiB line's buffer is
+	// released instead of pinning 10 MiB per stream for the life of the process.
+	keepSize = 1 << 20
+	// redactedMark replaces every occurrence of a redacted value.
+	redactedMark = "[REDACTED]"
+	// MinRedactLen is the shortest value (in bytes) that is redacted: shorter values ("true", "8080") would
+	// destroy ordinary output.
+	MinRedactLen = 6
+)
+
+// StreamConfig configures how the output of supervised processes reaches berth's stdout and stderr.
+type StreamConfig struct {
+	// Format is "raw" (the bytes as written) or "json" (one {"time","job","stream","message"} object per
+	// line). Empty means "raw". Set by logs.format.
+	Format string
+	// Prefix writes "JOB | " before every line in raw mode (and is ignored in json mode, where the job is a
+	// field). Set by logs.prefix.
+	Prefix bool
+	// Stdout receives the stdout streams of all processes; nil means os.Stdout.
+	Stdout io.Writer
+	// Stderr receives the stderr streams of all processes; nil means os.Stderr. When it is the same writer
+	// as Stdout, lines of both streams are serialised through one lock.
+	Stderr io.Writer
+	// Redact enables the replacement of the values given to SetRedactions with "[REDACTED]". The call site
+	// defaults it to true (SPEC §4 `redact = true`); with Redact false SetRedactions is a no-op.
+	Redact bool
+}
+
+// sink is one destination (berth's stdout or stderr). Its mutex is held for the whole write of a block of
+// complete lines, so lines of different processes never interleave, and a slow reader of the sink blocks the
+// writers (back-pressure) instead of losing lines.
+type sink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// Streamer copies the output of supervised processes to berth's stdout/stderr, line by line.
+type Streamer struct {
+	log    hclog.Logger
+	json   bool
+	prefix bool
+	redact bool
+	stdout *sink
+	stderr *sink
+	// match is replaced as a whole by SetRedactions; each block of lines loads it once.
+	match atomic.Pointer[matcher]
+	pool  sync.Pool // *streamState, reused across restarts of crash-looping jobs
+}
+
+// streamState holds the reusable buffers of one running Stream call.
+type streamState struct {
+	in  []byte     // bytes read, complete lines first, then the carried partial line
+	red []byte     // redacted copy of a block, when a value matched
+	out []byte     // framed (prefix/json) copy of a block
+	ts  []byte     // json timestamp
+	mid []byte     // json: `","job":"JOB","stream":"STREAM","message":`, built once per Stream call
+	iv  []interval // redaction matches
+}
+
+// NewStreamer validates cfg and returns a Streamer. An unknown format is an error naming the value.
+func NewStreamer(cfg StreamConfig, log hclog.Logger) (*Streamer, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &Streamer{log: log, prefix: cfg.Prefix, redact: cfg.Redact}
+	switch cfg.Format {
+	case "", "raw":
+	case "json":
+		s.json = true
+	default:
+		return nil, fmt.Errorf("logs format %q: want raw or json", cfg.Format)
+	}
+	out, errw := cfg.Stdout, cfg.Stderr
+	if out == nil {
+		out = os.Stdout
+	}
+	if errw == nil {
+		errw = os.Stderr
+	}
+	s.stdout = &sink{w: out}
+	if sameWriter(out, errw) {
+		s.stderr = s.stdout
+	} else {
+		s.stderr = &sink{w: errw}
+	}
+	s.pool.New = func() any { return &streamState{in: make([]byte, 0, readSize)} }
+	return s, nil
+}
+
+// sameWriter reports whether a and b are the same writer, without panicking on uncomparable types.
+func sameWriter(a, b io.Writer) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb || !ta.Comparable() {
+		return false
+	}
+	return a == b
+}
+
+// SetRedactions replaces the set of values redacted from process output. Each value of at least
+// MinRedactLen bytes is replaced by "[REDACTED]" wherever it appears in a line; a value that spans lines
+// (a PEM key) is redacted line by line, each of its lines of at least MinRedactLen bytes on its own. Safe to
+// call concurrently with Stream (on secret refresh); blocks in flight finish with the previous set. Pass the
+// complete set every time, including old values that should stay redacted.
+func (s *Streamer) SetRedactions(values []string) {
+	if !s.redact {
+		return
+	}
+	s.match.Store(newMatcher(values))
+}
+
+// Passthrough reports whether the streamer leaves bytes untouched (raw format, no prefix, no redaction
+// values). The supervisor then hands berth's own stdout/stderr to the child directly (zero copy, TTY-safe).
+// Call it after SetRedactions: secrets are resolved before any process starts.
+func (s *Streamer) Passthrough() bool {
+	return !s.json && !s.prefix && s.match.Load() == nil
+}
+
+// Stream copies r (the read end of a pipe of one supervised process) to the stdout or stderr sink until
+// EOF and returns then. stream is "stdout" or "stderr"; job is the job name ("main" for the main command).
+//
+// Output is written in whole lines; a line is held until its newline arrives, whatever its length, and a
+// final line without a newline is written at EOF (raw mode: as is; prefix and json mode: terminated by a
+// newline). If the sink fails, Stream keeps reading and discarding until EOF so that the process never
+// blocks on a full pipe, and then returns the first write error. A read error other than EOF is returned
+// after flushing what was read.
+func (s *Streamer) Stream(job, stream string, r io.Reader) error {
+	var sk *sink
+	switch stream {
+	case "stdout":
+		sk = s.stdout
+	case "stderr":
+		sk = s.stderr
+	default:
+		return fmt.Errorf("stream %s of %s: want stdout or stderr", stream, job)
+	}
+	st := s.pool.Get().(*streamState)
+	defer func() {
+		if cap(st.in) > keepSize {
+			st.in = make([]byte, 0, readSize)
+		}
+		if cap(st.red) > keepSize {
+			st.red = nil
+		}
+		if cap(st.out) > keepSize {
+			st.out = nil
+		}
+		st.in = st.in[:0]
+		s.pool.Put(st)
+	}()
+
+	if s.json {
+		st.mid = append(st.mid[:0], `","job":`...)
+		st.mid = appendJSONString(st.mid, []byte(job))
+		st.mid = append(st.mid, `,"stream":"`...)
+		st.mid = append(st.mid, stream...)
+		st.mid = append(st.mid, `","message":`...)
+	}
+	buf := st.in[:0]
+	scanned := 0 // buf[:scanned] holds no newline (the carried partial line)
+	var werr error
+	for {
+		if len(buf) == cap(buf) {
+			// A line longer than the buffer: grow, never split it (no line-length limit).
+			nb := make([]byte, len(buf), 2*cap(buf))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if n > 0 {
+			if i := bytes.LastIndexByte(buf[scanned:], '\n'); i >= 0 {
+				end := scanned + i + 1
+				werr = s.emit(sk, st, job, stream, buf[:end], false, werr)
+				buf = buf[:copy(buf, buf[end:])]
+				if cap(buf) > keepSize && len(buf) < readSize {
+					nb := make([]byte, len(buf), readSize)
+					copy(nb, buf)
+					buf = nb
+				}
+			}
+			scanned = len(buf)
+		}
+		if rerr != nil {
+			if len(buf) > 0 {
+				werr = s.emit(sk, st, job, stream, buf, true, werr)
+			}
+			st.in = buf
+			switch {
+			case errors.Is(rerr, io.EOF):
+				if werr != nil {
+					return fmt.Errorf("%s %s: %w", job, stream, werr)
+				}
+				return nil
+			case werr != nil:
+				return fmt.Errorf("%s %s: %w", job, stream, errors.Join(rerr, werr))
+			default:
+				return fmt.Errorf("%s %s: read: %w", job, stream, rerr)
+			}
+		}
+	}
+}
+
+// emit writes block (complete lines, or the final partial line when last) to sk after redaction and
+// framing. After a write error it discards, so that the caller keeps draining the pipe.
+func (s *Streamer) emit(sk *sink, st *streamState, job, stream string, block []byte, last bool, werr error) error {
+	if werr != nil {
+		return werr
+	}
+	if m := s.match.Load(); m != nil {
+		block = m.redact(block, st)
+	}
+	data := block
+	switch {
+	case s.json:
+		st.out = frameJSON(st, st.out[:0], block)
+		data = st.out
+	case s.prefix:
+		st.out = framePrefix(st.out[:0], job, block)
+		data = st.out
+	}
+	sk.mu.Lock()
+	_, err := sk.w.Write(data)
+	sk.mu.Unlock()
+	if err != nil {
+		s.log.Error("writing process output failed; discarding the rest of the stream", "job", job, "stream", stream, "error", err)
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// framePrefix appends "JOB | line" for every line of block; a final line without newline gets one.
+func framePrefix(dst []byte, job string, block []byte) []byte {
+	for len(block) > 0 {
+		i := bytes.IndexByte(block, '\n')
+		var line []byte
+		if i < 0 {
+			line, block = block, nil
+		} else {
+			line, block = block[:i], block[i+1:]
+		}
+		dst = append(dst, job...)
+		dst = append(dst, " | "...)
+		dst = append(dst, line...)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// frameJSON appends one JSON object per line of block. All lines of a block share the time of its read.
+func frameJSON(st *streamState, dst []byte, block []byte) []byte {
+	st.ts = time.Now().UTC().AppendFormat(st.ts[:0], time.RFC3339Nano)
+	for len(block) > 0 {
+		i := bytes.IndexByte(block, '\n')
+		var line []byte
+		if i < 0 {
+			line, block = block, nil
+		} else {
+			line, block = block[:i], block[i+1:]
+		}
+		dst = append(dst, `{"time":"`...)
+		dst = append(dst, st.ts...)
+		dst = append(dst, st.mid...)
+		dst = appendJSONString(dst, line)
+		dst = append(dst, "}\n"...)
+	}
+	return dst
+}
