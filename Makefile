@@ -1,0 +1,65 @@
+# berth — see README.md. Every target installs what it needs: CI and a new engineer start from a fresh machine.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= v0.1.0
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+TOOLS   := .tools/bin
+APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static
+
+export CGO_ENABLED := 0
+export GOTOOLCHAIN := local
+
+.PHONY: all build deps tools test vet fmt-check bench demo clean image
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+
+# Debian packages for tests, benchmarks and the container examples; moto_server (Python moto 5) for AWS.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v moto_server >/dev/null || pip install -q 'moto[server]>=5,<6' || \
+		{ echo "moto_server is missing and could not be installed (pip install 'moto[server]')"; exit 1; }
+	@command -v unshare >/dev/null || { echo "unshare (util-linux) is missing"; exit 1; }
+
+# Real Consul and nats-server, pinned in tools/go.mod, built once into the git-ignored .tools/bin.
+tools: $(TOOLS)/consul $(TOOLS)/nats-server
+
+$(TOOLS)/consul: tools/go.mod tools/go.sum
+	@mkdir -p $(TOOLS)
+	@echo "building consul from tools/go.mod (several minutes the first time)"
+	cd tools && $(GO) build -o ../$(TOOLS)/consul github.com/hashicorp/consul
+
+$(TOOLS)/nats-server: tools/go.mod tools/go.sum
+	@mkdir -p $(TOOLS)
+	cd tools && $(GO) build -o ../$(TOOLS)/nats-server github.com/nats-io/nats-server/v2
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# The README's test command. Unit tests, and e2e tests that drive the real binary against real Consul,
+# moto_server, nats-server and PID namespaces.
+test: deps tools fmt-check vet
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 40m ./...
+
+bench: deps tools build
+	bench/run.sh
+
+demo: deps tools build
+	examples/demo/run.sh
+
+# The example image, built FROM scratch with podman (see examples/dockerfile).
+image: build
+	examples/dockerfile/build.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,540 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+	"text/template"
+
+	"github.com/berth-dev/berth/supervisor"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+func attrs(names ...string) []hcl.AttributeSchema {
+	out := make([]hcl.AttributeSchema, len(names))
+	for i, n := range names {
+		out[i] = hcl.AttributeSchema{Name: n}
+	}
+	return out
+}
+
+// required marks the named attributes of a schema as required.
+func required(as []hcl.AttributeSchema, names ...string) []hcl.AttributeSchema {
+	for i := range as {
+		for _, n := range names {
+			if as[i].Name == n {
+				as[i].Required = true
+			}
+		}
+	}
+	return as
+}
+
+// Schemas and key lists are returned by functions rather than kept in package variables, so that nothing in
+// the package is mutable.
+
+func processAttrs() []string {
+	return []string{"command", "env", "dir", "user", "umask", "rlimits", "stop_signal", "stop_timeout", "after"}
+}
+
+func jobAttrs() []string {
+	return append(processAttrs(), "type", "every", "restart", "max_restarts", "optional")
+}
+
+func secretSources() []string { return []string{"kms_file", "secretsmanager", "ssm", "ssm_path", "s3"} }
+
+func topSchema() *hcl.BodySchema {
+	return &hcl.BodySchema{
+		Attributes: attrs("log_level", "log_format", "stop_signal", "stop_timeout", "kill_grace", "drain_delay",
+			"signal_rewrite", "user", "control_socket", "redact"),
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "main"},
+			{Type: "job", LabelNames: []string{"name"}},
+			{Type: "secret", LabelNames: []string{"name"}},
+			{Type: "secrets"},
+			{Type: "service", LabelNames: []string{"name"}},
+			{Type: "peers", LabelNames: []string{"name"}},
+			{Type: "consul"},
+			{Type: "telemetry"},
+			{Type: "logs"},
+		},
+	}
+}
+
+func hookBlocks() []hcl.BlockHeaderSchema {
+	return []hcl.BlockHeaderSchema{{Type: "pre_start"}, {Type: "pre_stop"}, {Type: "post_stop"}}
+}
+
+// validName reports whether a block label is usable as a name in logs, metric tags and `after`.
+func validName(s string) bool {
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case i > 0 && (r == '_' || r == '.' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// file decodes the top-level body.
+func (d *decoder) file(body hcl.Body) *File {
+	c := d.content(body, topSchema())
+	a := c.Attributes
+	f := &File{}
+	f.LogLevel = d.oneOf(a, "log_level", "", "trace", "debug", "info", "warn", "error")
+	f.LogFormat = d.oneOf(a, "log_format", "", "text", "json")
+	f.StopSignal = d.signal(a, "stop_signal")
+	f.StopTimeout = d.durationPtr(a, "stop_timeout")
+	f.KillGrace = d.durationPtr(a, "kill_grace")
+	f.DrainDelay = d.durationPtr(a, "drain_delay")
+	f.SignalRewrite = d.signalRewrite(a)
+	f.User, f.Credential = d.user(a, "user")
+	f.ControlSocket = d.nonEmpty(a, "control_socket")
+	if b, ok := d.boolean(a, "redact"); ok {
+		f.Redact = &b
+	}
+	f.SecretsOptions = SecretsOptions{Timeout: DefaultSecretsTimeout, Concurrency: DefaultSecretsConcurrency}
+	f.Logs = Logs{Format: "raw"}
+
+	first := map[string]*hcl.Block{}  // singleton blocks
+	labels := map[string]*hcl.Block{} // "job\x00name"
+	for _, b := range c.Blocks {
+		if len(b.Labels) == 0 {
+			if prev := first[b.Type]; prev != nil {
+				d.errf(b.DefRange, "duplicate %s block (first at %s)", b.Type, d.rangeAt(prev.DefRange))
+				continue
+			}
+			first[b.Type] = b
+		} else {
+			name := b.Labels[0]
+			if !validName(name) {
+				d.errf(b.LabelRanges[0], "%s name %q: use letters, digits, '_', '.' and '-'", b.Type, name)
+			}
+			if b.Type == "job" && name == MainName {
+				d.errf(b.LabelRanges[0], "job name %q is reserved for the main block", name)
+			}
+			key := b.Type + "\x00" + name
+			if prev := labels[key]; prev != nil {
+				d.errf(b.LabelRanges[0], "duplicate %s %q (first at %s)", b.Type, name, d.rangeAt(prev.DefRange))
+				continue
+			}
+			labels[key] = b
+		}
+		switch b.Type {
+		case "main":
+			f.Main = d.main(b)
+		case "job":
+			f.Jobs = append(f.Jobs, d.job(b))
+		case "secret":
+			f.Secrets = append(f.Secrets, d.secret(b))
+		case "secrets":
+			f.SecretsOptions = d.secretsOptions(b)
+		case "service":
+			f.Services = append(f.Services, d.service(b))
+		case "peers":
+			f.Peers = append(f.Peers, d.peers(b))
+		case "consul":
+			f.Consul = d.consul(b)
+		case "telemetry":
+			f.Telemetry = d.telemetry(b)
+		case "logs":
+			f.Logs = d.logs(b)
+		}
+	}
+	d.checkRefs(f)
+	d.checkAfter(f)
+	return f
+}
+
+func (d *decoder) signalRewrite(a hcl.Attributes) map[syscall.Signal]syscall.Signal {
+	attr := a["signal_rewrite"]
+	if attr == nil {
+		return nil
+	}
+	var out map[syscall.Signal]syscall.Signal
+	for _, e := range d.entries("signal_rewrite", attr.Expr) {
+		from, err := supervisor.ParseSignal(e.key)
+		if err != nil {
+			d.errf(e.keyRange, "signal_rewrite: %s", err)
+			continue
+		}
+		if e.value.Type() != cty.String {
+			d.errf(e.valRange, "signal_rewrite: %s must map to a signal name such as \"QUIT\"", e.key)
+			continue
+		}
+		to, err := supervisor.ParseSignal(e.value.AsString())
+		if err != nil {
+			d.errf(e.valRange, "signal_rewrite: %s", err)
+			continue
+		}
+		if out == nil {
+			out = map[syscall.Signal]syscall.Signal{}
+		}
+		if _, dup := out[from]; dup {
+			d.errf(e.keyRange, "signal_rewrite: %s rewritten twice", e.key)
+			continue
+		}
+		out[from] = to
+	}
+	return out
+}
+
+// process decodes the attributes and hook blocks main and job have in common.
+func (d *decoder) process(name string, b *hcl.Block, c *hcl.BodyContent) Process {
+	a := c.Attributes
+	p := Process{Pos: d.rangeAt(b.DefRange)}
+	p.Command = d.command(a, "command")
+	p.Env = d.envMap(a)
+	p.Dir = d.nonEmpty(a, "dir")
+	p.User, p.Credential = d.user(a, "user")
+	if m, ok := d.octal(a, "umask"); ok {
+		p.Umask = &m
+	}
+	p.Rlimits = d.rlimits(a, "rlimits")
+	p.StopSignal = d.signal(a, "stop_signal")
+	p.StopTimeout = d.durationPtr(a, "stop_timeout")
+	p.After = d.after(name, a)
+	seen := map[string]*hcl.Block{}
+	for _, hb := range c.Blocks {
+		if prev := seen[hb.Type]; prev != nil {
+			d.errf(hb.DefRange, "duplicate %s hook (first at %s)", hb.Type, d.rangeAt(prev.DefRange))
+			continue
+		}
+		seen[hb.Type] = hb
+		h := d.hook(hb)
+		switch hb.Type {
+		case "pre_start":
+			p.PreStart = h
+		case "pre_stop":
+			p.PreStop = h
+		case "post_stop":
+			p.PostStop = h
+		}
+	}
+	return p
+}
+
+// envMap reads env of a process: keys must be usable as environment variable names. Values are queued for
+// Funcs.CheckRef, which runs once secrets.skip_env is known.
+func (d *decoder) envMap(a hcl.Attributes) map[string]string {
+	attr := a["env"]
+	if attr == nil {
+		return nil
+	}
+	var m map[string]string
+	for _, e := range d.entries("env", attr.Expr) {
+		s, err := convert.Convert(e.value, cty.String)
+		if err != nil {
+			d.errf(e.valRange, "env: value of %q must be a string", e.key)
+			continue
+		}
+		if e.key == "" || strings.ContainsAny(e.key, "=\x00") {
+			d.errf(e.keyRange, "env: %q is not a valid variable name", e.key)
+			continue
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[e.key] = s.AsString()
+		d.envRefs = append(d.envRefs, envRef{name: e.key, value: s.AsString(), rng: e.valRange})
+	}
+	return m
+}
+
+func (d *decoder) hook(b *hcl.Block) *Hook {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: required(attrs("command", "timeout"), "command")})
+	h := &Hook{Command: d.command(c.Attributes, "command"), Timeout: DefaultHookTimeout}
+	if t, ok := d.positive(c.Attributes, "timeout"); ok {
+		h.Timeout = t
+	}
+	return h
+}
+
+func (d *decoder) main(b *hcl.Block) *Process {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs(processAttrs()...), Blocks: hookBlocks()})
+	p := d.process(MainName, b, c)
+	return &p
+}
+
+func (d *decoder) job(b *hcl.Block) Job {
+	schema := &hcl.BodySchema{
+		Attributes: required(attrs(jobAttrs()...), "command"),
+		Blocks:     hookBlocks(),
+	}
+	c := d.content(b.Body, schema)
+	a := c.Attributes
+	j := Job{Name: b.Labels[0], Process: d.process(b.Labels[0], b, c)}
+	if every, ok := d.positive(a, "every"); ok {
+		j.Every = every
+	}
+	def := JobService
+	if j.Every > 0 {
+		def = JobOneshot
+	}
+	j.Type = d.oneOf(a, "type", def, JobOneshot, JobService)
+	if j.Type == JobService && a["every"] != nil {
+		d.errf(a["every"].NameRange, "every: only a oneshot job can be periodic")
+	}
+	def = RestartAlways
+	if j.Type == JobOneshot {
+		def = RestartNever
+	}
+	j.Restart = d.oneOf(a, "restart", def, RestartNever, RestartOnFailure, RestartAlways)
+	if j.Type == JobOneshot && j.Restart == RestartAlways && a["restart"] != nil {
+		d.errf(a["restart"].Expr.Range(), "restart: a oneshot job cannot restart \"always\" (use type = \"service\")")
+	}
+	if n, ok := d.integer(a, "max_restarts", 0, 1<<31-1); ok {
+		j.MaxRestarts = n
+	}
+	j.Optional, _ = d.boolean(a, "optional")
+	return j
+}
+
+func (d *decoder) secretsOptions(b *hcl.Block) SecretsOptions {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("timeout", "jitter", "concurrency", "skip_env")})
+	a := c.Attributes
+	o := SecretsOptions{Timeout: DefaultSecretsTimeout, Concurrency: DefaultSecretsConcurrency}
+	if t, ok := d.positive(a, "timeout"); ok {
+		o.Timeout = t
+	}
+	if t, ok := d.duration(a, "jitter"); ok {
+		o.Jitter = t
+	}
+	if n, ok := d.integer(a, "concurrency", 1, 1000); ok {
+		o.Concurrency = n
+	}
+	o.SkipEnv = d.strings(a, "skip_env")
+	return o
+}
+
+func (d *decoder) secret(b *hcl.Block) Secret {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs(append(secretSources(),
+		"encryption_context", "version_stage", "version_id", "env", "env_prefix", "file", "mode", "user",
+		"refresh", "on_change")...)})
+	a := c.Attributes
+	s := Secret{Name: b.Labels[0], Pos: d.rangeAt(b.DefRange), Mode: DefaultSecretMode}
+
+	var sources []string
+	for _, name := range secretSources() {
+		if a[name] != nil {
+			sources = append(sources, name)
+		}
+	}
+	switch len(sources) {
+	case 0:
+		d.errf(b.DefRange, "secret %q: needs one source: kms_file, secretsmanager, ssm, ssm_path or s3", s.Name)
+	case 1:
+	default:
+		d.errf(a[sources[1]].NameRange, "secret %q: %s and %s both set; a secret block has exactly one source",
+			s.Name, sources[0], sources[1])
+	}
+	s.KMSFile = d.nonEmpty(a, "kms_file")
+	s.SecretsManager = d.nonEmpty(a, "secretsmanager")
+	s.SSM = d.nonEmpty(a, "ssm")
+	s.SSMPath = d.nonEmpty(a, "ssm_path")
+	if s3, ok := d.str(a, "s3"); ok {
+		if u, err := url.Parse(s3); err != nil || u.Scheme != "s3" || u.Host == "" || len(u.Path) < 2 {
+			d.errf(a["s3"].Expr.Range(), "s3: %q is not s3://bucket/key", s3)
+		}
+		s.S3 = s3
+	}
+	s.EncryptionContext = d.strMap(a, "encryption_context")
+	s.VersionStage = d.nonEmpty(a, "version_stage")
+	s.VersionID = d.nonEmpty(a, "version_id")
+	only := func(key, source string) {
+		if a[key] != nil && a[source] == nil {
+			d.errf(a[key].NameRange, "%s goes only with %s", key, source)
+		}
+	}
+	only("encryption_context", "kms_file")
+	only("version_stage", "secretsmanager")
+	only("version_id", "secretsmanager")
+
+	if attr := a["env"]; attr != nil {
+		v, diags := attr.Expr.Value(d.ctx)
+		d.diags = append(d.diags, diags...)
+		switch {
+		case diags.HasErrors() || v.IsNull():
+		case v.Type() == cty.String:
+			s.Env = v.AsString()
+			if s.Env == "" || strings.ContainsAny(s.Env, "=\x00") {
+				d.errf(attr.Expr.Range(), "env: %q is not a valid variable name", s.Env)
+			}
+		default:
+			s.EnvKeys = d.strMapExpr("env", attr.Expr)
+		}
+		if a["ssm_path"] != nil {
+			d.errf(attr.NameRange, "env: ssm_path reads many parameters; use env_prefix or file")
+		}
+	}
+	s.EnvPrefix = d.nonEmpty(a, "env_prefix")
+	if a["env_prefix"] != nil && a["ssm"] != nil {
+		d.errf(a["env_prefix"].NameRange, "env_prefix: ssm reads one parameter; use env or file")
+	}
+	s.File = d.nonEmpty(a, "file")
+	if a["env"] == nil && a["env_prefix"] == nil && a["file"] == nil {
+		d.errf(b.DefRange, "secret %q: needs a destination: env, env_prefix or file", s.Name)
+	}
+	if m, ok := d.octal(a, "mode"); ok {
+		s.Mode = m
+	}
+	s.User, s.Credential = d.user(a, "user")
+	only("mode", "file")
+	only("user", "file")
+	if t, ok := d.positive(a, "refresh"); ok {
+		s.Refresh = t
+	}
+	s.OnChange = d.onChange(a, "on_change")
+	return s
+}
+
+func (d *decoder) service(b *hcl.Block) Service {
+	c := d.content(b.Body, &hcl.BodySchema{
+		Attributes: required(attrs("id", "port", "address", "tags", "meta", "deregister_critical_after"), "port"),
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "check"}},
+	})
+	a := c.Attributes
+	s := Service{
+		Name: b.Labels[0], Pos: d.rangeAt(b.DefRange),
+		Address: DefaultServiceAddress, DeregisterCriticalAfter: DefaultDeregisterCriticalAfter,
+	}
+	s.ID = d.nonEmpty(a, "id")
+	s.Port, _ = d.integer(a, "port", 1, 65535)
+	if addr, ok := d.str(a, "address"); ok {
+		if addr == "" {
+			d.errf(a["address"].Expr.Range(), "address must not be empty (\"auto\" is the default)")
+		}
+		s.Address = addr
+	}
+	s.Tags = d.strings(a, "tags")
+	s.Meta = d.strMap(a, "meta")
+	if t, ok := d.positive(a, "deregister_critical_after"); ok {
+		s.DeregisterCriticalAfter = t
+	}
+	for _, cb := range c.Blocks {
+		s.Checks = append(s.Checks, d.check(cb))
+	}
+	return s
+}
+
+func (d *decoder) check(b *hcl.Block) Check {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("name", "http", "tcp", "exec", "interval", "timeout",
+		"initial_status", "success_before_passing", "failures_before_critical")})
+	a := c.Attributes
+	ch := Check{Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, InitialStatus: DefaultCheckInitialStatus}
+	ch.Name = d.nonEmpty(a, "name")
+	var kinds []string
+	for _, k := range []string{"http", "tcp", "exec"} {
+		if a[k] != nil {
+			kinds = append(kinds, k)
+		}
+	}
+	switch len(kinds) {
+	case 0:
+		d.errf(b.DefRange, "check: needs one of http, tcp or exec")
+	case 1:
+		ch.Kind = kinds[0]
+	default:
+		d.errf(a[kinds[1]].NameRange, "check: %s and %s both set; a check has exactly one kind", kinds[0], kinds[1])
+	}
+	if h, ok := d.str(a, "http"); ok {
+		if u, err := url.Parse(h); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.errf(a["http"].Expr.Range(), "http: %q is not an http:// or https:// URL", h)
+		}
+		ch.HTTP = h
+	}
+	if t, ok := d.str(a, "tcp"); ok {
+		if _, port, err := net.SplitHostPort(t); err != nil || port == "" {
+			d.errf(a["tcp"].Expr.Range(), "tcp: %q is not host:port", t)
+		}
+		ch.TCP = t
+	}
+	ch.Exec = d.command(a, "exec")
+	if t, ok := d.positive(a, "interval"); ok {
+		ch.Interval = t
+	}
+	if t, ok := d.positive(a, "timeout"); ok {
+		ch.Timeout = t
+	}
+	ch.InitialStatus = d.oneOf(a, "initial_status", DefaultCheckInitialStatus, "passing", "warning", "critical")
+	ch.SuccessBeforePassing, _ = d.integer(a, "success_before_passing", 0, 1000)
+	ch.FailuresBeforeCritical, _ = d.integer(a, "failures_before_critical", 0, 1000)
+	return ch
+}
+
+func (d *decoder) peers(b *hcl.Block) Peers {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: required(attrs("service", "tag", "passing_only",
+		"include_self", "min", "wait", "env", "file", "template", "on_change"), "service")})
+	a := c.Attributes
+	p := Peers{Name: b.Labels[0], Pos: d.rangeAt(b.DefRange), PassingOnly: true, Wait: DefaultPeersWait}
+	p.Service = d.nonEmpty(a, "service")
+	p.Tag = d.nonEmpty(a, "tag")
+	if v, ok := d.boolean(a, "passing_only"); ok {
+		p.PassingOnly = v
+	}
+	p.IncludeSelf, _ = d.boolean(a, "include_self")
+	p.Min, _ = d.integer(a, "min", 0, 10000)
+	if t, ok := d.duration(a, "wait"); ok {
+		p.Wait = t
+	}
+	p.Env = d.nonEmpty(a, "env")
+	if strings.ContainsAny(p.Env, "=\x00") {
+		d.errf(a["env"].Expr.Range(), "env: %q is not a valid variable name", p.Env)
+	}
+	p.File = d.nonEmpty(a, "file")
+	if a["env"] == nil && a["file"] == nil {
+		d.errf(b.DefRange, "peers %q: needs a destination: env or file", p.Name)
+	}
+	if t, ok := d.str(a, "template"); ok {
+		if _, err := template.New(p.Name).Parse(t); err != nil {
+			d.errf(a["template"].Expr.Range(), "template: %s", err)
+		}
+		p.Template = t
+	}
+	p.OnChange = d.onChange(a, "on_change")
+	return p
+}
+
+func (d *decoder) consul(b *hcl.Block) *Consul {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("address", "token", "scheme", "ca_file",
+		"datacenter", "required", "timeout")})
+	a := c.Attributes
+	cs := &Consul{Pos: d.rangeAt(b.DefRange), Timeout: DefaultConsulTimeout}
+	cs.Address = d.nonEmpty(a, "address")
+	cs.Token, _ = d.str(a, "token")
+	cs.Scheme = d.oneOf(a, "scheme", "", "http", "https")
+	cs.CAFile = d.nonEmpty(a, "ca_file")
+	cs.Datacenter = d.nonEmpty(a, "datacenter")
+	cs.Required, _ = d.boolean(a, "required")
+	if t, ok := d.positive(a, "timeout"); ok {
+		cs.Timeout = t
+	}
+	return cs
+}
+
+func (d *decoder) telemetry(b *hcl.Block) Telemetry {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("dogstatsd", "prometheus", "tags")})
+	a := c.Attributes
+	t := Telemetry{}
+	t.DogStatsD = d.nonEmpty(a, "dogstatsd")
+	if p, ok := d.str(a, "prometheus"); ok {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			d.errf(a["prometheus"].Expr.Range(), "prometheus: %q is not a listen address such as \"127.0.0.1:9102\"", p)
+		}
+		t.Prometheus = p
+	}
+	t.Tags = d.strings(a, "tags")
+	return t
+}
+
+func (d *decoder) logs(b *hcl.Block) Logs {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("format", "prefix")})
+	l := Logs{Format: d.oneOf(c.Attributes, "format", "raw", "raw", "json")}
+	l.Prefix, _ = d.boolean(c.Attributes, "prefix")
+	return l
+}

@@ -1,0 +1,188 @@
+// Package config reads berth's configuration file (SPEC §9), shared by `berth run -config` and
+// `berth validate`. It returns plain Go values; cmd/berth turns them into the configs of supervisor, secrets,
+// discovery and telemetry, so this package imports none of those except supervisor (signal, user and rlimit
+// parsing).
+//
+// # Syntax
+//
+// A file whose name ends in ".json" is HCL's JSON syntax with the same structure (blocks with a label are
+// objects keyed by the label: {"job": {"migrate": {"command": ["..."]}}}); any other file is HCL native
+// syntax. As an extension to HCL, a single-line block may hold several arguments separated by commas, as in
+// SPEC §9's `check { http = "...", interval = "10s", timeout = "2s" }`.
+//
+// Unknown keys and blocks are errors. Every problem is reported as one line "file:line:col: message";
+// Load and Parse return them all in an *Error (exit code 78), not only the first. A null value is the same as
+// leaving the key out.
+//
+// Durations are strings for time.ParseDuration ("500ms", "10s", "1h30m"); negative durations are errors.
+// Signals are names with or without "SIG" ("SIGTERM", "TERM") or numbers ("15"). Users are "name", "uid",
+// "name:group" or "uid:gid" and must resolve (through /etc/passwd and /etc/group) when the file is loaded.
+// Modes and umasks are octal strings ("0400", "0022"); a number is rejected because HCL reads 0022 as
+// twenty-two. Names of jobs, secrets, services and peers are letters, digits, '_', '.' and '-', starting with
+// a letter or digit, unique per block type.
+//
+// # Functions
+//
+//	env("NAME")            the value of an environment variable of berth; an error at the call if unset
+//	env("NAME", "default") the value, or "default" when unset
+//	secret("REF")          a secret reference (SPEC §4 syntax) inside a longer value, resolved before any
+//	                       process starts: DATABASE_URL = "postgres://app:${secret("secretsmanager:db:password")}@db/app"
+//
+// # Top level
+//
+// These may also be set by flags and BERTH_* variables, which win; when a key is left out, File holds its
+// zero value (or nil) and the default applies.
+//
+//	log_level      = "trace" | "debug" | "info" (default) | "warn" | "error"
+//	log_format     = "text" (default) | "json"
+//	stop_signal    = "SIGTERM"            default stop signal of every process (default SIGTERM)
+//	stop_timeout   = "10s"                default stop timeout of every process (default 10s)
+//	kill_grace     = "3s"                 SIGTERM→SIGKILL grace for leftovers when berth is PID 1 (default 3s)
+//	drain_delay    = "0s"                 wait after Consul deregistration before stopping (default 0s)
+//	signal_rewrite = { TERM = "QUIT" }    received signal → forwarded signal
+//	user           = "app"                default user of main and of every job without one
+//	control_socket = "/var/run/berth.sock"
+//	redact         = true                 replace resolved secret values in process output (default true)
+//
+// # main (at most one)
+//
+// The main command. Its command may be left out: a COMMAND on berth's command line replaces it, and with
+// neither berth runs as a sidecar (SPEC §8).
+//
+//	main {
+//	  command      = ["java", "-jar", "/app/app.jar"]
+//	  env          = { JAVA_OPTS = "-Xmx1g" }     added to the inherited environment
+//	  dir          = "/app"                         working directory (default: berth's)
+//	  user         = "app"                          (default: top-level user, else berth's)
+//	  umask        = "0022"                         (default: berth's)
+//	  rlimits      = { nofile = 65536, core = "0:unlimited", memlock = "unlimited" }
+//	  stop_signal  = "SIGTERM"                      (default: top-level stop_signal)
+//	  stop_timeout = "25s"                          (default: top-level stop_timeout)
+//	  after        = ["migrate"]                    jobs to wait for
+//	  pre_start { command = ["/app/warm"], timeout = "30s" }
+//	  pre_stop  { command = ["/app/drain"] }
+//	  post_stop { command = ["/app/cleanup"] }
+//	}
+//
+// rlimits values are a whole number (soft = hard), "soft:hard" or "unlimited"; names are those of
+// setrlimit(2) without RLIMIT_ (nofile, nproc, core, memlock, stack, ...).
+//
+// Hooks are blocks named pre_start, pre_stop and post_stop, at most one of each per process; command is
+// required, timeout defaults to 30s. A hook runs with its process's env, dir, user, umask and rlimits.
+//
+// # job "NAME" (any number)
+//
+// Every key of main, plus:
+//
+//	type         = "oneshot" | "service"   default "oneshot" when every is set, else "service"
+//	command      = [...]                   required
+//	every        = "1h"                    run a oneshot periodically, never overlapping (not for services)
+//	restart      = "never" | "on-failure" | "always"  default "never" for oneshot, "always" for service;
+//	                                       "always" is not allowed for a oneshot
+//	max_restarts = 0                       0 (default) means unlimited
+//	optional     = false                   when true, the job giving up does not stop berth (else exit 70)
+//
+// after lists job names only: a oneshot is waited for until it exits 0, a service until it is healthy. The
+// main command cannot be waited for, and "main" is not a job name. Unknown names, repeats and cycles are
+// errors; File.JobOrder gives a start order.
+//
+// # secret "NAME" (any number)
+//
+// Exactly one source:
+//
+//	kms_file       = "/app/config.json.enc"  KMS ciphertext or `berth secrets encrypt` envelope
+//	  encryption_context = { app = "x" }     (kms_file only)
+//	secretsmanager = "prod/app/db"           name or ARN
+//	  version_stage = "AWSCURRENT"           (secretsmanager only)
+//	  version_id    = "..."                  (secretsmanager only)
+//	ssm            = "/prod/app/key"         one parameter, decrypted
+//	ssm_path       = "/prod/app/"            every parameter under the path, recursively
+//	s3             = "s3://bucket/app.env"   a dotenv file
+//
+// At least one destination:
+//
+//	env        = "VAR"                        the whole value (not with ssm_path)
+//	env        = { DB_USER = "username" }     VAR = JSON key
+//	env_prefix = "APP_"                       every key / parameter, prefixed (not with ssm)
+//	file       = "/run/secrets/config.json"   written atomically
+//	mode       = "0400"                       (file only; default "0400")
+//	user       = "app"                        owner (file only; default: the main command's user)
+//
+// And:
+//
+//	refresh   = "15m"                          re-read period (default: never)
+//	on_change = "none" (default) | "restart" | "signal:SIGHUP"
+//
+// # secrets (at most one)
+//
+//	secrets {
+//	  timeout     = "30s"     retry budget for transient errors (default 30s)
+//	  jitter      = "0s"      largest random delay added to each refresh (default 0s)
+//	  concurrency = 8         fetches in flight, 1..1000 (default 8)
+//	  skip_env    = ["VAR"]   never resolve these variables, even when they look like references
+//	}
+//
+// # service "NAME" (any number)
+//
+//	service "app" {
+//	  id      = "app-1"               default NAME-<task id or hostname>-<port>
+//	  port    = 8080                  required, 1..65535
+//	  address = "auto"                default "auto" (ECS task IP, else first non-loopback address)
+//	  tags    = ["v1"]
+//	  meta    = { team = "x" }
+//	  deregister_critical_after = "1m"  (default 1m)
+//	  check {                          any number
+//	    name     = "http"              (default chosen by discovery)
+//	    http     = "http://127.0.0.1:8080/health"   exactly one of http (URL),
+//	    tcp      = "127.0.0.1:8080"                 tcp (host:port)
+//	    exec     = ["/app/check"]                   and exec (argv)
+//	    interval = "10s"               (default 10s)
+//	    timeout  = "2s"                (default 2s)
+//	    initial_status = "critical"    "passing" | "warning" | "critical" (default)
+//	    success_before_passing   = 0   (default 0)
+//	    failures_before_critical = 0   (default 0)
+//	  }
+//	}
+//
+// # peers "NAME" (any number)
+//
+//	peers "cluster" {
+//	  service      = "app-hz"   required
+//	  tag          = "hz"
+//	  passing_only = true       (default true)
+//	  include_self = false      (default false)
+//	  min          = 0          peers to wait for (default 0)
+//	  wait         = "30s"      (default 30s)
+//	  env          = "HZ_MEMBERS"         at least one of env
+//	  file         = "/run/peers.txt"     and file
+//	  template     = "{{range .}}{{.Address}}:{{.Port}}\n{{end}}"  text/template, checked at load
+//	                            (default: comma-separated host:port)
+//	  on_change    = "none" (default) | "restart" | "signal:SIGHUP"
+//	}
+//
+// # consul (at most one)
+//
+// Keys left out fall back to the CONSUL_HTTP_* variables, as the official client reads them.
+//
+//	consul {
+//	  address    = "127.0.0.1:8500"
+//	  token      = "..."
+//	  scheme     = "http" | "https"
+//	  ca_file    = "/etc/consul/ca.pem"
+//	  datacenter = "dc1"
+//	  required   = false     when true, start fails (exit 69) if Consul does not answer within timeout
+//	  timeout    = "30s"     (default 30s)
+//	}
+//
+// # telemetry and logs (at most one each)
+//
+//	telemetry {
+//	  dogstatsd  = "127.0.0.1:8125"     or unix:///var/run/datadog/dsd.socket
+//	  prometheus = "127.0.0.1:9102"     listen address for /metrics
+//	  tags       = ["team:x"]
+//	}
+//	logs {
+//	  format = "raw" (default) | "json"   json wraps each line with time, job and stream
+//	  prefix = false                       put the job name before each line (default false)
+//	}
+package config

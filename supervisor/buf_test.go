@@ -1,0 +1,5 @@
+package supervisor
+
+import "bytes"
+
+func newBuf() *bytes.Buffer { return &bytes.Buffer{} }

@@ -1,0 +1,141 @@
+package supervisor
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// Exit is how a process ended.
+type Exit struct {
+	Pid    int
+	Code   int            // exit status, or 128+signal when killed (SPEC §2)
+	Signal syscall.Signal // the killing signal, 0 when the process exited
+}
+
+func exitFromStatus(pid int, ws unix.WaitStatus) Exit {
+	switch {
+	case ws.Signaled():
+		return Exit{Pid: pid, Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
+	default:
+		return Exit{Pid: pid, Code: ws.ExitStatus()}
+	}
+}
+
+// Reaper is the one owner of wait4 in berth (containerd's sys/reaper design). Every child berth starts goes
+// through Start, which registers its pid before the reaper can collect it, so an exit status is never lost to
+// the orphan-reaping loop (the go-reaper #2/#11 and ContainerPilot bug). Any other child that turns up — an
+// orphan re-parented to berth as PID 1 or as a child subreaper — is reaped and counted.
+type Reaper struct {
+	log     hclog.Logger
+	mu      sync.Mutex // held across fork+register and across each wait4 sweep
+	waiters map[int]chan Exit
+	orphans atomic.Uint64
+	sigc    chan os.Signal
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// NewReaper makes berth a child subreaper when it is not PID 1 and starts the reaping goroutine. Close stops it;
+// it must outlive every process berth starts, so cmd/berth starts it first and closes it last.
+func NewReaper(log hclog.Logger) (*Reaper, error) {
+	if os.Getpid() != 1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return nil, &os.SyscallError{Syscall: "prctl(PR_SET_CHILD_SUBREAPER)", Err: err}
+		}
+	}
+	r := &Reaper{
+		log:     log,
+		waiters: make(map[int]chan Exit),
+		sigc:    make(chan os.Signal, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	signal.Notify(r.sigc, unix.SIGCHLD)
+	go r.loop()
+	return r, nil
+}
+
+func (r *Reaper) loop() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.sigc:
+			r.sweep()
+		case <-r.stop:
+			signal.Stop(r.sigc)
+			r.sweep()
+			return
+		}
+	}
+}
+
+// sweep collects every exited child. It reports whether berth has no children left at all.
+func (r *Reaper) sweep() (none bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.ECHILD) {
+			return true
+		}
+		if err != nil || pid <= 0 {
+			return false
+		}
+		if ws.Stopped() || ws.Continued() {
+			continue
+		}
+		if ch, ok := r.waiters[pid]; ok {
+			delete(r.waiters, pid)
+			ch <- exitFromStatus(pid, ws) // buffered 1: never blocks under the lock
+			continue
+		}
+		r.orphans.Add(1)
+		r.log.Trace("reaped orphan", "pid", pid)
+	}
+}
+
+// NoChildren sweeps once and reports whether berth has no child processes left.
+func (r *Reaper) NoChildren() bool { return r.sweep() }
+
+// Orphans is the number of processes reaped that berth did not start itself.
+func (r *Reaper) Orphans() uint64 { return r.orphans.Load() }
+
+// Start starts cmd and returns its pid and a channel that receives its Exit exactly once. Never call cmd.Wait:
+// the reaper has the status. cmd.Process is released (its pidfd closed) once the exit is delivered, so
+// callers use the returned pid, not cmd.Process.
+func (r *Reaper) Start(cmd *exec.Cmd) (int, <-chan Exit, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return 0, nil, err
+	}
+	pid := cmd.Process.Pid
+	in := make(chan Exit, 1)
+	r.waiters[pid] = in
+	out := make(chan Exit, 1)
+	go func() {
+		e := <-in
+		_ = cmd.Process.Release()
+		out <- e
+	}()
+	return pid, out, nil
+}
+
+// Close stops the reaping goroutine after a last sweep.
+func (r *Reaper) Close() {
+	r.once.Do(func() { close(r.stop) })
+	<-r.done
+}

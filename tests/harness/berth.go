@@ -1,0 +1,178 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var testappOnce sync.Once
+var testappPath string
+var testappErr error
+
+// TestApp builds tests/testapp (static) once per test binary and returns its path.
+func TestApp(t testing.TB) string {
+	t.Helper()
+	root := RepoRoot(t)
+	testappOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-testapp-")
+		if err != nil {
+			testappErr = err
+			return
+		}
+		_ = os.Chmod(dir, 0o755) // -user nobody must be able to run it
+		testappPath = filepath.Join(dir, "testapp")
+		cmd := exec.Command("go", "build", "-o", testappPath, "./tests/testapp")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			testappErr = fmt.Errorf("go build ./tests/testapp: %v\n%s", err, out)
+		}
+	})
+	if testappErr != nil {
+		t.Fatal(testappErr)
+	}
+	return testappPath
+}
+
+// SyncBuffer is a bytes.Buffer safe for a writer goroutine and a reading test.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// BerthOpts says how to run berth.
+type BerthOpts struct {
+	PID1 bool     // run as PID 1 of a new PID namespace (unshare --pid --fork --mount-proc)
+	Env  []string // added to the test's environment
+	Args []string // berth's arguments
+	Dir  string
+}
+
+// Berth is a running berth binary.
+type BerthRun struct {
+	Cmd    *exec.Cmd
+	Stdout SyncBuffer
+	Stderr SyncBuffer
+	done   chan struct{}
+	code   int
+	t      testing.TB
+	pid1   bool
+}
+
+// RunBerth starts berth as a user would. t.Cleanup kills it if the test did not wait for it.
+func RunBerth(t testing.TB, o BerthOpts) *BerthRun {
+	t.Helper()
+	bin := Berth(t)
+	argv := append([]string{bin}, o.Args...)
+	if o.PID1 {
+		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
+	}
+	b := &BerthRun{t: t, pid1: o.PID1, done: make(chan struct{})}
+	b.Cmd = exec.Command(argv[0], argv[1:]...)
+	b.Cmd.Env = append(os.Environ(), o.Env...)
+	b.Cmd.Dir = o.Dir
+	b.Cmd.Stdout = &b.Stdout
+	b.Cmd.Stderr = &b.Stderr
+	b.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := b.Cmd.Start(); err != nil {
+		t.Fatalf("harness: start berth: %v", err)
+	}
+	go func() {
+		_ = b.Cmd.Wait()
+		b.code = b.Cmd.ProcessState.ExitCode()
+		if ws, ok := b.Cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			b.code = 128 + int(ws.Signal())
+		}
+		close(b.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-b.done:
+		default:
+			_ = syscall.Kill(-b.Cmd.Process.Pid, syscall.SIGKILL)
+			<-b.done
+		}
+	})
+	return b
+}
+
+// Pid is berth's pid as seen from the test (inside unshare: the forked child).
+func (b *BerthRun) Pid() int {
+	b.t.Helper()
+	if !b.pid1 {
+		return b.Cmd.Process.Pid
+	}
+	path := fmt.Sprintf("/proc/%d/task/%d/children", b.Cmd.Process.Pid, b.Cmd.Process.Pid)
+	for i := 0; i < 500; i++ {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			if f := strings.Fields(string(data)); len(f) > 0 {
+				pid, _ := strconv.Atoi(f[0])
+				return pid
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.t.Fatalf("harness: berth did not start inside unshare\n%s", b.Stderr.String())
+	return 0
+}
+
+// Signal sends sig to berth.
+func (b *BerthRun) Signal(sig syscall.Signal) {
+	b.t.Helper()
+	if err := syscall.Kill(b.Pid(), sig); err != nil {
+		b.t.Fatalf("harness: signal berth: %v", err)
+	}
+}
+
+// Wait waits up to timeout for berth to exit and returns its exit code.
+func (b *BerthRun) Wait(timeout time.Duration) int {
+	b.t.Helper()
+	select {
+	case <-b.done:
+		return b.code
+	case <-time.After(timeout):
+		b.t.Fatalf("berth did not exit within %s\nstdout:\n%s\nstderr:\n%s", timeout, b.Stdout.String(), b.Stderr.String())
+		return -1
+	}
+}
+
+// Done is closed when berth exited.
+func (b *BerthRun) Done() <-chan struct{} { return b.done }
+
+// WaitFile waits until path contains substr and returns the content.
+func WaitFile(t testing.TB, path, substr string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), substr) {
+			return string(data)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not contain %q within %s; it has:\n%s", path, substr, timeout, data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

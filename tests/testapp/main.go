@@ -1,0 +1,173 @@
+// Command testapp is the application the e2e tests run under berth. It does one observable thing per flag,
+// so a test can assert on what the child saw: which signals, which uid, which environment, which rlimits.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		logFile    = flag.String("log", "", "append one line per event (ready, signal names) to this file")
+		exitOn     = flag.String("exit-on", "", "SIG:CODE — exit with CODE when SIG arrives, e.g. TERM:42")
+		ignore     = flag.String("ignore", "", "comma-separated signals to ignore")
+		trap       = flag.String("trap", "", "comma-separated signals to log without exiting")
+		sleep      = flag.Duration("sleep", 0, "sleep this long, then exit with -code")
+		code       = flag.Int("code", 0, "exit code")
+		printID    = flag.Bool("id", false, "print uid gid groups")
+		printEnv   = flag.String("env", "", "comma-separated variables to print as NAME=VALUE")
+		printLimit = flag.Bool("nofile", false, "print the RLIMIT_NOFILE soft:hard")
+		zombies    = flag.Bool("count-zombies", false, "print zombies=N: zombie processes whose parent is our parent")
+		httpAddr   = flag.String("http", "", "serve GET /health (200, or 500 after /fail) on this address")
+		say        = flag.String("say", "", "print this line to stdout")
+	)
+	flag.Parse()
+	logf := func(format string, a ...any) {
+		if *logFile == "" {
+			return
+		}
+		f, err := os.OpenFile(*logFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testapp:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(f, format+"\n", a...)
+		f.Close()
+	}
+	if *say != "" {
+		fmt.Println(*say)
+	}
+	if *printID {
+		groups, _ := syscall.Getgroups()
+		fmt.Printf("uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
+	}
+	for _, name := range split(*printEnv) {
+		v, ok := os.LookupEnv(name)
+		fmt.Printf("%s=%s set=%v\n", name, v, ok)
+	}
+	if *printLimit {
+		var r syscall.Rlimit
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
+		fmt.Printf("nofile=%d:%d\n", r.Cur, r.Max)
+	}
+	if *zombies {
+		fmt.Printf("zombies=%d\n", countZombies(os.Getppid()))
+	}
+	for _, s := range split(*ignore) {
+		signal.Ignore(sig(s))
+	}
+	sigc := make(chan os.Signal, 16)
+	var exitSig os.Signal
+	exitCode := 0
+	if *exitOn != "" {
+		s, c, _ := strings.Cut(*exitOn, ":")
+		exitSig = sig(s)
+		exitCode, _ = strconv.Atoi(c)
+		signal.Notify(sigc, exitSig)
+	}
+	for _, s := range split(*trap) {
+		signal.Notify(sigc, sig(s))
+	}
+	if *httpAddr != "" {
+		failing := false
+		mux := http.NewServeMux()
+		mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+			if failing {
+				w.WriteHeader(500)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { failing = true })
+		l, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testapp:", err)
+			os.Exit(2)
+		}
+		go http.Serve(l, mux)
+	}
+	logf("ready pid=%d pgid=%d", os.Getpid(), syscall.Getpgrp())
+	var timeout <-chan time.Time
+	if *sleep > 0 {
+		timeout = time.After(*sleep)
+	} else if *exitOn == "" && *trap == "" && *httpAddr == "" && *ignore == "" {
+		os.Exit(*code)
+	}
+	for {
+		select {
+		case s := <-sigc:
+			logf("signal %s", sigName(s))
+			if s == exitSig {
+				os.Exit(exitCode)
+			}
+		case <-timeout:
+			os.Exit(*code)
+		}
+	}
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func signals() map[string]syscall.Signal {
+	return map[string]syscall.Signal{"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT,
+		"HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH,
+		"ALRM": syscall.SIGALRM, "CONT": syscall.SIGCONT}
+}
+
+func sigName(s os.Signal) string {
+	for k, v := range signals() {
+		if v == s {
+			return k
+		}
+	}
+	return s.String()
+}
+
+func sig(name string) syscall.Signal {
+	s, ok := signals()[strings.TrimPrefix(strings.ToUpper(name), "SIG")]
+	if !ok {
+		fmt.Fprintln(os.Stderr, "testapp: unknown signal", name)
+		os.Exit(2)
+	}
+	return s
+}
+
+func countZombies(ppid int) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		f, err := os.Open("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		line, _ := bufio.NewReader(f).ReadString('\n')
+		f.Close()
+		i := strings.LastIndexByte(line, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(line[i+1:])
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(ppid) {
+			n++
+		}
+	}
+	return n
+}
