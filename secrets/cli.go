@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -192,14 +191,4 @@ func cliErr(key string, err error) error {
 		e.Ref = "kms key " + key
 	}
 	return e
-}
-
-// sortedContext is a stable rendering of an encryption context for messages.
-func sortedContext(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ",")
 }

@@ -63,10 +63,10 @@ type Resolver struct {
 
 // state is what Run needs of the last resolution.
 type state struct {
-	env      []string             // the child's environment
-	versions map[string]string    // block name -> version
-	status   []RefStatus          // for Status
-	blockEnv map[string][]string  // block name -> variables it set
+	env      []string            // the child's environment
+	versions map[string]string   // block name -> version
+	status   []RefStatus         // for Status
+	blockEnv map[string][]string // block name -> variables it set
 }
 
 // Result is a resolution's outcome.
