@@ -302,6 +302,9 @@ func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name, ac
 			return
 		}
 		if err != nil {
+			// The agent may have restarted with a lower index: a blocking query on our old index would then
+			// hang for the whole wait. Start again with a plain query (Consul's "reset the index" rule).
+			index = 0
 			d := b.next()
 			a.log.Warn("peers watch failed; retrying", "peers", ps.cfg.Name, "error", err, "in", d.Round(time.Millisecond))
 			if !sleep(ctx, d) {
