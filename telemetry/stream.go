@@ -68,12 +68,18 @@ type Streamer struct {
 
 // streamState holds the reusable buffers of one running Stream call.
 type streamState struct {
-	in  []byte     // bytes read, complete lines first, then the carried partial line
-	red []byte     // redacted copy of a block, when a value matched
-	out []byte     // framed (prefix/json) copy of a block
-	ts  []byte     // json timestamp
-	mid []byte     // json: `","job":"JOB","stream":"STREAM","message":`, built once per Stream call
-	iv  []interval // redaction matches
+	in     []byte     // bytes read, complete lines first, then the carried partial line
+	red    []byte     // redacted copy of a block, when a value matched
+	out    []byte     // framed (prefix/json) copy of a block
+	ts     []byte     // json timestamp
+	mid    []byte     // json: `","job":"JOB","stream":"STREAM","message":`, built once per Stream call
+	iv     []interval // redaction matches
+	plan   *plan      // this stream's search plan for the current redaction values
+	sample sampler    // byte statistics of this stream, for plan
+}
+
+func newStreamState() *streamState {
+	return &streamState{in: make([]byte, 0, readSize), sample: sampler{next: 1 << 10}}
 }
 
 // NewStreamer validates cfg and returns a Streamer. An unknown format is an error naming the value.
@@ -102,7 +108,7 @@ func NewStreamer(cfg StreamConfig, log hclog.Logger) (*Streamer, error) {
 	} else {
 		s.stderr = &sink{w: errw}
 	}
-	s.pool.New = func() any { return &streamState{in: make([]byte, 0, readSize)} }
+	s.pool.New = func() any { return newStreamState() }
 	return s, nil
 }
 
@@ -164,6 +170,8 @@ func (s *Streamer) Stream(job, stream string, r io.Reader) error {
 			st.out = nil
 		}
 		st.in = st.in[:0]
+		st.plan = nil
+		st.sample = sampler{next: 1 << 10}
 		s.pool.Put(st)
 	}()
 
@@ -226,7 +234,7 @@ func (s *Streamer) emit(sk *sink, st *streamState, job, stream string, block []b
 		return werr
 	}
 	if m := s.match.Load(); m != nil {
-		block = m.redact(block, st)
+		block = st.redact(m, block)
 	}
 	data := block
 	switch {
