@@ -43,6 +43,7 @@ type check struct {
 	status, output      string
 	updated             time.Time
 	successes, failures int
+	reportFailing       bool // the last TTL update failed (log once per outage, not every interval)
 }
 
 func newChecks(s *service, cfgs []CheckConfig) []*check {
@@ -181,14 +182,23 @@ func (a *Agent) report(ctx context.Context, c *check) {
 	defer cancel()
 	defer context.AfterFunc(a.stopOps, cancel)()
 	err := a.client.Agent().UpdateTTLOpts(c.id, output, status, (&api.QueryOptions{}).WithContext(rctx))
+	a.mu.Lock()
+	wasFailing := c.reportFailing
+	c.reportFailing = err != nil && !isNotFound(err)
+	a.mu.Unlock()
 	switch {
 	case err == nil:
+		if wasFailing {
+			a.log.Info("consul TTL updates work again", "check", c.id)
+		}
 	case isNotFound(err):
 		a.lost(c.svc)
 	case ctx.Err() != nil || a.stopOps.Err() != nil:
+	case wasFailing:
+		a.log.Debug("consul TTL update failed", "check", c.id, "error", err)
 	default:
 		// Consul unreachable: the next result (one interval later) is the retry; the registration stands.
-		a.log.Warn("consul TTL update failed", "check", c.id, "error", err)
+		a.log.Warn("consul TTL update failed; retrying every interval", "check", c.id, "error", err)
 	}
 }
 
@@ -262,10 +272,18 @@ func (a *Agent) Checks() []CheckState {
 	return out
 }
 
-// Healthy reports whether every check passes (true when there are none): `berth health`.
+// Healthy reports whether every check passes (true when there are none): `berth health`. Before the first
+// Register, Run or ResolvePeers it is false when any check is configured.
 func (a *Agent) Healthy() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.services == nil {
+		for _, s := range a.cfg.Services {
+			if len(s.Checks) > 0 {
+				return false
+			}
+		}
+	}
 	for _, s := range a.services {
 		for _, c := range s.checks {
 			if c.status != api.HealthPassing {

@@ -3,14 +3,17 @@ package discovery
 // ExitUnavailable is berth's exit code for a required dependency that stayed unavailable (SPEC §2).
 const ExitUnavailable = 69
 
-// UnavailableError reports that Consul did not answer within consul.timeout while consul.required is set.
+// UnavailableError reports a dependency that stayed unavailable: Consul within consul.timeout while
+// consul.required is set, or the ECS task metadata endpoint when a service name must come from it.
 type UnavailableError struct {
+	// What names the dependency ("consul", "ECS task metadata").
+	What string
 	// Err is the last error seen.
 	Err error
 }
 
 func (e *UnavailableError) Error() string {
-	return "consul unavailable (required = true): " + e.Err.Error()
+	return e.What + " unavailable: " + e.Err.Error()
 }
 
 func (e *UnavailableError) Unwrap() error { return e.Err }

@@ -124,7 +124,7 @@ func (a *Agent) prepare(ctx context.Context) error {
 			needName = needName || s.Name == ""
 		}
 		if needName {
-			return fmt.Errorf("service name defaults to the ECS task family: %w", err)
+			return &UnavailableError{What: "ECS task metadata", Err: fmt.Errorf("service name defaults to the task family: %w", err)}
 		}
 		a.log.Warn("ECS task metadata unavailable; using interface address and hostname", "error", err)
 	}
@@ -178,7 +178,7 @@ func (a *Agent) fetchTask(ctx context.Context) (*ecsmeta.Task, error) {
 	}
 	var err error
 	b := backoff{min: 200 * time.Millisecond, max: 2 * time.Second}
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 4; i++ {
 		var task *ecsmeta.Task
 		if task, err = (ecsmeta.Client{URI: a.cfg.MetadataURI}).Fetch(ctx); err == nil {
 			return task, nil
@@ -248,7 +248,7 @@ func (a *Agent) Register(ctx context.Context) error {
 		}
 		a.log.Warn("consul registration failed; retrying", "error", err)
 		if !sleep(ctx, b.next()) {
-			return &UnavailableError{Err: fmt.Errorf("register within %s: %w", a.cfg.Consul.Timeout, err)}
+			return &UnavailableError{What: "consul", Err: fmt.Errorf("required = true, not registered within %s: %w", a.cfg.Consul.Timeout, err)}
 		}
 	}
 }

@@ -48,6 +48,9 @@ func TestChecks(t *testing.T) {
 		web := newApp(t)
 		a, _ := newTestAgent(t, c.Addr, Config{Services: []ServiceConfig{{Name: "web", ID: "web-1", Port: 8080,
 			Checks: []CheckConfig{{HTTP: web.srv.URL + "/health", Interval: interval}}}}})
+		if a.Healthy() {
+			t.Fatal("Healthy before Register: want false while a check is configured")
+		}
 		if err := a.Register(harness.Context(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -211,6 +214,16 @@ func TestECSMetadata(t *testing.T) {
 	}
 }
 
+func TestECSMetadataUnavailable(t *testing.T) {
+	uri := fmt.Sprintf("http://127.0.0.1:%d/v4/meta", harness.FreePort(t))
+	a, _ := newTestAgent(t, "127.0.0.1:1", Config{MetadataURI: uri, Services: []ServiceConfig{{Port: 8080}}})
+	err := a.Register(harness.Context(t))
+	var coded interface{ ExitCode() int }
+	if !errors.As(err, &coded) || coded.ExitCode() != 69 {
+		t.Fatalf("want an error with exit code 69 (no name without task metadata), have %v", err)
+	}
+}
+
 func TestAutoAddressOffECS(t *testing.T) {
 	c, ins := startConsul(t)
 	a, _ := newTestAgent(t, c.Addr, Config{Services: []ServiceConfig{{Name: "plain", Port: 9000}}})
@@ -332,9 +345,11 @@ func TestDeregister(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	began := time.Now()
 	if err := a.Deregister(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Deregister of 2 services took %s", time.Since(began))
 	mark := cnt.mark()
 	hits := web.hits.Load()
 	svcs, err := ins.Agent().Services()
