@@ -66,6 +66,7 @@ type Process struct {
 	done    chan struct{}
 	exit    Exit
 	streams sync.WaitGroup // output copiers; they end at EOF, which may outlive the process (a daemonised child)
+	drained chan struct{}  // closed when every output copier returned
 	log     hclog.Logger
 
 	mu     sync.Mutex
@@ -129,11 +130,11 @@ func (p *Process) Stop(ctx context.Context, sig syscall.Signal) Exit {
 
 // waitStreams waits up to d for the output copiers to reach EOF.
 func (p *Process) waitStreams(d time.Duration) {
-	c := make(chan struct{})
-	go func() { p.streams.Wait(); close(c) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-c:
-	case <-time.After(d):
+	case <-p.drained:
+	case <-t.C:
 	}
 }
 
@@ -281,7 +282,7 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 		}
 		return nil, &StartError{Name: spec.Name, Path: path, Err: errors.Unwrap(err), Code: code}
 	}
-	p := &Process{spec: spec, pid: pid, started: time.Now(), done: make(chan struct{}),
+	p := &Process{spec: spec, pid: pid, started: time.Now(), done: make(chan struct{}), drained: make(chan struct{}),
 		log: opts.log.With("job", spec.Name, "pid", pid)}
 	for i, r := range readers {
 		if r == nil {
@@ -298,6 +299,7 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 			}
 		}()
 	}
+	go func() { p.streams.Wait(); close(p.drained) }()
 	go func() {
 		e := <-exitc
 		p.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +36,16 @@ type Hook struct {
 type Config struct {
 	// Main is the main command; nil runs berth without one (sidecar mode, SPEC §8).
 	Main *Spec
+	// MainAfter names the jobs the main command waits for (`after` of the main block).
+	MainAfter []string
+	// MainHooks are the main command's pre_start hook (run before it starts); its pre_stop and post_stop are
+	// PreStop and PostStop below.
+	MainPreStart *Hook
+	// Jobs are the other processes, in declaration order.
+	Jobs []JobSpec
 	// Resident keeps a berth without a main command running until it is told to stop. When false and Main is
-	// nil, berth exits 0 once Prepare has finished (ECS dependsOn: COMPLETE).
+	// nil, berth exits once Prepare and every oneshot job have finished (ECS dependsOn: COMPLETE); a service
+	// or periodic job makes it resident anyway.
 	Resident bool
 	// KillGrace is how long leftover processes get between SIGTERM and SIGKILL at the end (default 3s).
 	KillGrace time.Duration
@@ -63,20 +72,39 @@ type Config struct {
 	StreamDrain time.Duration
 }
 
-// Supervisor is berth's PID-1 core: it starts the main command, forwards signals to its process group and
-// runs the shutdown sequence of SPEC §3.
+// Supervisor is berth's PID-1 core: it starts the main command and the jobs in `after` order, restarts
+// them by policy, forwards signals to the main command's process group and runs the shutdown sequence of
+// SPEC §3. One goroutine (Run's loop) makes every decision; other goroutines talk to it through channels.
 type Supervisor struct {
 	cfg    Config
 	log    hclog.Logger
 	reaper *Reaper
 	forkMu sync.Mutex
 
-	mu       sync.Mutex
-	main     *Process
+	exits chan unitExit // process exits, to the loop
+	wake  chan string   // timers (restart back-off, periodic runs), to the loop
+	reqs  chan func()   // requests from other goroutines (reload, restart, signal), run on the loop
+	quit  chan struct{} // closed when Run returns
+
+	mu       sync.Mutex // guards the fields below for readers outside the loop (Status, ExitCode)
+	units    map[string]*unit
+	order    []string // declaration order: jobs, then "main"
+	seq      int
 	code     int
+	codeSet  bool
 	stopping bool
-	procs    []*Process // everything started, in start order
+	envAdd   map[string]string // berth ctl putenv: applied at the next start of any process
+	procs    []*Process        // everything started, for the final output drain
 }
+
+type unitExit struct {
+	name string
+	gen  int
+	proc *Process
+}
+
+// MainName is the unit name of the main command.
+const MainName = "main"
 
 // New checks cfg and returns a supervisor that starts processes through reaper.
 func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
@@ -95,7 +123,43 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 	if cfg.StreamDrain <= 0 {
 		cfg.StreamDrain = 2 * time.Second
 	}
-	return &Supervisor{cfg: cfg, log: log, reaper: reaper}, nil
+	s := &Supervisor{cfg: cfg, log: log, reaper: reaper, units: map[string]*unit{},
+		exits: make(chan unitExit, 64), wake: make(chan string, 64), reqs: make(chan func(), 16),
+		quit: make(chan struct{}), envAdd: map[string]string{}}
+	for _, j := range cfg.Jobs {
+		if err := s.checkJob(j); err != nil {
+			return nil, err
+		}
+		s.units[j.Name] = &unit{job: j}
+		s.order = append(s.order, j.Name)
+	}
+	if cfg.Main != nil {
+		s.units[MainName] = &unit{isMain: true, job: JobSpec{Spec: *cfg.Main, Type: Service, Restart: RestartNever,
+			After: cfg.MainAfter, PreStart: cfg.MainPreStart}}
+		s.order = append(s.order, MainName)
+	}
+	for _, name := range s.order {
+		for _, a := range s.units[name].job.After {
+			if s.units[a] == nil || a == MainName {
+				return nil, fmt.Errorf("supervisor: %s: after %q: no such job", name, a)
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s *Supervisor) checkJob(j JobSpec) error {
+	switch {
+	case j.Name == "" || j.Name == MainName:
+		return fmt.Errorf("supervisor: bad job name %q", j.Name)
+	case len(j.Argv) == 0:
+		return fmt.Errorf("supervisor: job %s: empty command", j.Name)
+	case j.Type != Oneshot && j.Type != Service:
+		return fmt.Errorf("supervisor: job %s: type %q", j.Name, j.Type)
+	case s.units[j.Name] != nil:
+		return fmt.Errorf("supervisor: duplicate job %s", j.Name)
+	}
+	return nil
 }
 
 // ExitCode is berth's exit code once Run returned (SPEC §2).
@@ -105,9 +169,14 @@ func (s *Supervisor) ExitCode() int {
 	return s.code
 }
 
+// setCode decides berth's exit code: the first decision wins (a job that gave up stays 70 even though
+// stopping the main command afterwards yields 143).
 func (s *Supervisor) setCode(c int) {
 	s.mu.Lock()
-	s.code = c
+	if !s.codeSet {
+		s.code = c
+		s.codeSet = true
+	}
 	s.mu.Unlock()
 }
 
@@ -115,9 +184,31 @@ func isStopSignal(sig os.Signal) bool {
 	return sig == unix.SIGTERM || sig == unix.SIGINT || sig == unix.SIGQUIT
 }
 
+// GaveUpError is returned when a non-optional service job exhausted its restarts (exit 70).
+type GaveUpError struct {
+	Job      string
+	Restarts int
+	Last     Exit
+}
+
+func (e *GaveUpError) Error() string {
+	return fmt.Sprintf("job %s gave up after %d restarts (last exit %d)", e.Job, e.Restarts, e.Last.Code)
+}
+func (e *GaveUpError) ExitCode() int { return 70 }
+
+// JobFailedError is returned when a oneshot job failed: berth exits with the job's code.
+type JobFailedError struct {
+	Job  string
+	Code int
+}
+
+func (e *JobFailedError) Error() string { return fmt.Sprintf("job %s exited %d", e.Job, e.Code) }
+func (e *JobFailedError) ExitCode() int { return e.Code }
+
 // Run is the supervisor actor: it returns when the shutdown sequence has finished. Cancelling ctx starts the
 // shutdown sequence (another actor failed, or berth ctl asked to stop).
 func (s *Supervisor) Run(ctx context.Context) error {
+	defer close(s.quit)
 	sigc := s.cfg.Signals
 	if sigc == nil {
 		// berth itself is never stopped by job-control signals, and with a TTY it must be able to hand the
@@ -137,45 +228,27 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.shutdown(sigc, 0)
 		return err
 	}
-
 	if s.cfg.Main == nil {
-		if !s.cfg.Resident {
-			s.log.Info("no main command and nothing resident: done")
+		s.log.Info("running without a main command (sidecar mode)", "jobs", len(s.cfg.Jobs))
+	}
+
+	var healthTick <-chan time.Time
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		if err := s.startReady(); err != nil {
+			s.shutdown(sigc, 0)
+			return err
+		}
+		if s.finished() {
+			s.log.Info("nothing left to run")
 			s.shutdown(sigc, 0)
 			return nil
 		}
-		s.log.Info("running without a main command (sidecar mode)")
-		for {
-			select {
-			case sig := <-sigc:
-				if isStopSignal(sig) {
-					s.log.Info("stopping", "signal", sig)
-					s.shutdown(sigc, sig.(syscall.Signal))
-					return nil
-				}
-			case <-ctx.Done():
-				s.shutdown(sigc, 0)
-				return nil
-			}
+		healthTick = nil
+		if s.anyPending() {
+			healthTick = ticker.C // waiting for a service to become healthy: look again shortly
 		}
-	}
-
-	main, err := s.Start(*s.cfg.Main)
-	if err != nil {
-		var se *StartError
-		if errors.As(err, &se) {
-			s.setCode(se.Code)
-		} else {
-			s.setCode(126)
-		}
-		s.shutdown(sigc, 0)
-		return err
-	}
-	s.mu.Lock()
-	s.main = main
-	s.mu.Unlock()
-
-	for {
 		select {
 		case sig := <-sigc:
 			if isStopSignal(sig) {
@@ -184,16 +257,223 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				return nil
 			}
 			s.forward(sig.(syscall.Signal))
-		case <-main.Done():
-			e := main.Exit()
-			s.log.Info("main command exited", "code", e.Code)
-			s.shutdown(sigc, 0)
-			return nil
+		case ev := <-s.exits:
+			if err := s.handleExit(ev); err != nil {
+				s.shutdown(sigc, 0)
+				if errors.Is(err, errMainExited) {
+					return nil
+				}
+				return err
+			}
+		case name := <-s.wake:
+			if err := s.handleWake(name); err != nil {
+				s.shutdown(sigc, 0)
+				return err
+			}
+		case f := <-s.reqs:
+			f()
+		case <-healthTick:
 		case <-ctx.Done():
 			s.shutdown(sigc, 0)
 			return nil
 		}
 	}
+}
+
+var errMainExited = errors.New("main command exited")
+
+// startReady starts every pending unit whose `after` is satisfied, in declaration order.
+func (s *Supervisor) startReady() error {
+	for _, name := range s.order {
+		u := s.units[name]
+		if u.state != statePending || !s.ready(u) {
+			continue
+		}
+		if err := s.startUnit(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Supervisor) anyPending() bool {
+	for _, u := range s.units {
+		if u.state == statePending {
+			return true
+		}
+	}
+	return false
+}
+
+// finished: without a main command and not resident, berth is done when no unit can run again.
+func (s *Supervisor) finished() bool {
+	if s.cfg.Main != nil || s.cfg.Resident {
+		return false
+	}
+	for _, u := range s.units {
+		if u.job.Type == Service || u.job.Every > 0 {
+			return false
+		}
+		if u.state != stateDone && u.state != stateFailed {
+			return false
+		}
+	}
+	return true
+}
+
+// startUnit runs the unit's pre_start hook and starts its process. A main command that cannot start ends
+// berth (127/126); a job that cannot start counts as a failed run.
+func (s *Supervisor) startUnit(u *unit) error {
+	if err := s.runHook(u.job.Spec, u.job.PreStart, "pre_start"); err != nil {
+		s.log.Error("pre_start hook failed", "job", u.job.Name, "error", err)
+		if u.isMain {
+			s.setCode(1)
+			return err
+		}
+		return s.handleFailure(u, Exit{Code: 1})
+	}
+	spec := u.job.Spec
+	s.mu.Lock()
+	for k, v := range s.envAdd {
+		spec.Env = setEnv(spec.Env, k, v)
+	}
+	s.mu.Unlock()
+	p, err := s.Start(spec)
+	if err != nil {
+		var se *StartError
+		code := 126
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		if u.isMain {
+			s.setCode(code)
+			return err
+		}
+		s.log.Error("job failed to start", "job", u.job.Name, "error", err)
+		return s.handleFailure(u, Exit{Code: code})
+	}
+	s.mu.Lock()
+	u.proc = p
+	u.state = stateRunning
+	u.lastStart = time.Now()
+	if u.startSeq == 0 {
+		s.seq++
+		u.startSeq = s.seq
+	}
+	gen, name := u.gen, u.job.Name
+	s.mu.Unlock()
+	go func() {
+		<-p.Done()
+		select {
+		case s.exits <- unitExit{name: name, gen: gen, proc: p}:
+		case <-s.quit:
+		}
+	}()
+	return nil
+}
+
+// handleExit applies the restart policy to an exited process.
+func (s *Supervisor) handleExit(ev unitExit) error {
+	u := s.units[ev.name]
+	if u == nil || u.gen != ev.gen || u.proc != ev.proc {
+		return nil // replaced by a reload, or an old run
+	}
+	e := ev.proc.Exit()
+	s.mu.Lock()
+	u.lastExit = &e
+	u.proc = nil
+	s.mu.Unlock()
+	if u.isMain {
+		s.log.Info("main command exited", "code", e.Code)
+		s.setCode(e.Code)
+		return errMainExited
+	}
+	s.log.Info("job exited", "job", u.job.Name, "code", e.Code)
+	if e.Code == 0 && u.job.Type == Oneshot {
+		s.mu.Lock()
+		u.succeeded = true
+		u.restarts = 0
+		u.backoff = 0
+		s.mu.Unlock()
+		if u.job.Every > 0 {
+			s.schedule(u, time.Until(u.lastStart.Add(u.job.Every)), stateWaiting)
+		} else {
+			s.setState(u, stateDone)
+		}
+		return nil
+	}
+	if e.Code == 0 && u.job.Restart == RestartOnFailure {
+		s.setState(u, stateDone)
+		return nil
+	}
+	return s.handleFailure(u, e)
+}
+
+// handleFailure decides between a back-off restart, waiting for the next period, and giving up.
+func (s *Supervisor) handleFailure(u *unit, e Exit) error {
+	restart := u.job.Restart == RestartAlways || (u.job.Restart == RestartOnFailure && e.Code != 0)
+	if restart && (u.job.MaxRestarts == 0 || u.restarts < u.job.MaxRestarts) {
+		s.mu.Lock()
+		u.restarts++
+		u.backoff = nextBackoff(u.backoff, time.Since(u.lastStart))
+		d := u.backoff
+		s.mu.Unlock()
+		s.log.Info("restarting job", "job", u.job.Name, "in", d, "restarts", u.restarts)
+		if s.cfg.Events != nil {
+			s.cfg.Events.ProcessExited(u.job.Name+".restart", e, true)
+		}
+		s.schedule(u, d, stateBackoff)
+		return nil
+	}
+	if u.job.Every > 0 {
+		s.log.Warn("periodic job failed; next run on schedule", "job", u.job.Name, "code", e.Code)
+		s.schedule(u, time.Until(u.lastStart.Add(u.job.Every)), stateWaiting)
+		return nil
+	}
+	s.setState(u, stateFailed)
+	if u.job.Optional {
+		s.log.Warn("optional job gave up", "job", u.job.Name, "code", e.Code)
+		return nil
+	}
+	if u.job.Type == Oneshot {
+		s.log.Error("job failed", "job", u.job.Name, "code", e.Code)
+		s.setCode(e.Code)
+		return &JobFailedError{Job: u.job.Name, Code: e.Code}
+	}
+	err := &GaveUpError{Job: u.job.Name, Restarts: u.restarts, Last: e}
+	s.log.Error("job gave up", "job", u.job.Name, "restarts", u.restarts, "code", e.Code)
+	s.setCode(err.ExitCode())
+	return err
+}
+
+func (s *Supervisor) setState(u *unit, st unitState) {
+	s.mu.Lock()
+	u.state = st
+	s.mu.Unlock()
+}
+
+// schedule starts u again after d (back-off or the next period) through the loop.
+func (s *Supervisor) schedule(u *unit, d time.Duration, st unitState) {
+	s.setState(u, st)
+	if d < 0 {
+		d = 0
+	}
+	name, gen := u.job.Name, u.gen
+	u.timer = time.AfterFunc(d, func() {
+		select {
+		case s.wake <- name + "\x00" + strconv.Itoa(gen):
+		case <-s.quit:
+		}
+	})
+}
+
+func (s *Supervisor) handleWake(key string) error {
+	name, g, _ := strings.Cut(key, "\x00")
+	u := s.units[name]
+	if u == nil || strconv.Itoa(u.gen) != g || (u.state != stateBackoff && u.state != stateWaiting) {
+		return nil
+	}
+	return s.startUnit(u)
 }
 
 // prepare runs cfg.Prepare; a stop signal cancels it and berth exits 128+signal with nothing started.
@@ -234,9 +514,7 @@ func (s *Supervisor) forward(sig syscall.Signal) {
 	if to, ok := s.cfg.SignalRewrite[sig]; ok {
 		sig = to
 	}
-	s.mu.Lock()
-	main := s.main
-	s.mu.Unlock()
+	main := s.mainProc()
 	if main == nil {
 		return
 	}
@@ -266,10 +544,35 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	s.procs = append(s.procs, p)
 	s.mu.Unlock()
 	p.log.Debug("started", "argv0", spec.Argv[0])
+	s.pruneProcs()
 	if s.cfg.Events != nil {
 		s.cfg.Events.ProcessStarted(spec.Name, p.Pid())
 	}
 	return p, nil
+}
+
+// pruneProcs forgets finished processes whose output is drained, so a crash-looping job does not grow
+// the list for ever.
+func (s *Supervisor) pruneProcs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.procs) < 64 {
+		return
+	}
+	kept := s.procs[:0]
+	for _, p := range s.procs {
+		select {
+		case <-p.drained:
+			select {
+			case <-p.Done():
+				continue
+			default:
+			}
+		default:
+		}
+		kept = append(kept, p)
+	}
+	s.procs = kept
 }
 
 func setEnv(env []string, key, value string) []string {
@@ -282,8 +585,17 @@ func setEnv(env []string, key, value string) []string {
 	return append(out, key+"="+value)
 }
 
+func (s *Supervisor) mainProc() *Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.units[MainName]; u != nil {
+		return u.proc
+	}
+	return nil
+}
+
 // shutdown is the sequence of SPEC §3. sig is the stop signal berth received (0 when the main command exited
-// or berth decided to stop). It is bounded in every step.
+// or berth decided to stop). Every step is bounded.
 func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 	s.mu.Lock()
 	if s.stopping {
@@ -291,8 +603,20 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 		return
 	}
 	s.stopping = true
-	main := s.main
+	var mainU *unit
+	var jobs []*unit
+	for _, u := range s.units {
+		if u.timer != nil {
+			u.timer.Stop()
+		}
+		if u.isMain {
+			mainU = u
+		} else if u.startSeq > 0 {
+			jobs = append(jobs, u)
+		}
+	}
 	s.mu.Unlock()
+	sort.Slice(jobs, func(i, j int) bool { return jobs[i].startSeq > jobs[j].startSeq }) // reverse start order
 
 	// Signals that arrive while we stop still reach the main command (a second Ctrl-C, a SIGUSR1).
 	fwdStop := make(chan struct{})
@@ -321,6 +645,7 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 		waitCtx(ctx, &wg)
 		cancel()
 	}
+	main := s.mainProc()
 	// 2. drain_delay, cut short when the main command is already gone.
 	if s.cfg.DrainDelay > 0 {
 		var done <-chan struct{}
@@ -335,25 +660,38 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 	// 3. pre_stop hooks.
 	s.runHooks(s.cfg.PreStop)
 
-	// 4-5. stop_signal to the main command, then everything else in reverse start order, each with its
-	// stop_timeout before SIGKILL of its group.
-	if main != nil {
-		stopSig := main.spec.StopSignal
-		if sig != 0 && sig != unix.SIGTERM {
-			stopSig = sig // SIGINT/SIGQUIT pass through as received
+	// 4-5. stop_signal to the main command (or its leftovers), then the jobs in reverse start order, each
+	// with its stop_timeout before SIGKILL of its group.
+	if mainU != nil {
+		if main == nil && mainU.lastExit != nil {
+			main = nil // already exited: its group's leftovers are handled in step 6
 		}
-		if to, ok := s.cfg.SignalRewrite[sig]; ok && sig != 0 {
-			stopSig = to
+		if main != nil {
+			stopSig := main.spec.StopSignal
+			if sig != 0 && sig != unix.SIGTERM {
+				stopSig = sig // SIGINT/SIGQUIT pass through as received
+			}
+			if to, ok := s.cfg.SignalRewrite[sig]; ok && sig != 0 {
+				stopSig = to
+			}
+			e := main.Stop(context.Background(), stopSig)
+			s.setCode(e.Code)
 		}
-		main.Stop(context.Background(), stopSig)
-		s.setCode(main.Exit().Code)
 	}
-	s.mu.Lock()
-	procs := append([]*Process(nil), s.procs...)
-	s.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		if procs[i] != main {
-			procs[i].Stop(context.Background(), 0)
+	for _, u := range jobs {
+		s.mu.Lock()
+		p := u.proc
+		s.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		if err := s.runHook(u.job.Spec, u.job.PreStop, "pre_stop"); err != nil {
+			s.log.Warn("hook failed", "error", err)
+		}
+		p.Stop(context.Background(), 0)
+		s.setState(u, stateStopped)
+		if err := s.runHook(u.job.Spec, u.job.PostStop, "post_stop"); err != nil {
+			s.log.Warn("hook failed", "error", err)
 		}
 	}
 
@@ -362,6 +700,9 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 
 	// 7. post_stop hooks, then give output copiers a bounded moment to flush.
 	s.runHooks(s.cfg.PostStop)
+	s.mu.Lock()
+	procs := append([]*Process(nil), s.procs...)
+	s.mu.Unlock()
 	for _, p := range procs {
 		p.waitStreams(s.cfg.StreamDrain)
 	}

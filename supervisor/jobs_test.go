@@ -1,0 +1,259 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func sh(name, script string) Spec {
+	return Spec{Name: name, Argv: []string{"sh", "-c", script}, Env: os.Environ(), Umask: -1, StopTimeout: 2 * time.Second}
+}
+
+// runSup runs a supervisor in the background; the returned function waits for Run's result.
+func runSup(t *testing.T, cfg Config) (*Supervisor, chan os.Signal, func() error) {
+	t.Helper()
+	sigc := make(chan os.Signal, 4)
+	cfg.Signals = sigc
+	s, err := New(cfg, newReaper(t), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	var result error
+	finished := false
+	wait := func() error {
+		if finished {
+			return result
+		}
+		select {
+		case result = <-errc:
+			finished = true
+			return result
+		case <-time.After(60 * time.Second):
+			t.Fatal("supervisor did not finish")
+			return nil
+		}
+	}
+	t.Cleanup(func() { cancel(); _ = wait() })
+	return s, sigc, wait
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, _ := os.ReadFile(path)
+	return strings.Fields(string(b))
+}
+
+func TestAfterOneshotThenMain(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/order"
+	main := sh("main", "echo main >> "+log)
+	s, _, wait := runSup(t, Config{
+		Main:      &main,
+		MainAfter: []string{"migrate"},
+		Jobs: []JobSpec{{Spec: sh("migrate", "sleep 0.3; echo migrate >> "+log), Type: Oneshot, Restart: RestartNever}},
+	})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if have := strings.Join(readLines(t, log), ","); have != "migrate,main" {
+		t.Fatalf("want migrate,main; have %s", have)
+	}
+	if s.ExitCode() != 0 {
+		t.Fatalf("exit %d", s.ExitCode())
+	}
+}
+
+func TestFailingOneshotStopsStartup(t *testing.T) {
+	dir := t.TempDir()
+	main := sh("main", "touch "+dir+"/main-started")
+	s, _, wait := runSup(t, Config{
+		Main: &main, MainAfter: []string{"migrate"},
+		Jobs: []JobSpec{{Spec: sh("migrate", "exit 4"), Type: Oneshot, Restart: RestartNever}},
+	})
+	err := wait()
+	var jf *JobFailedError
+	if !errors.As(err, &jf) || s.ExitCode() != 4 {
+		t.Fatalf("want JobFailedError and exit 4; have %v, %d", err, s.ExitCode())
+	}
+	if _, err := os.Stat(dir + "/main-started"); err == nil {
+		t.Fatal("main started although its oneshot failed")
+	}
+}
+
+func TestServiceRestartsWithGrowingDelaysThenGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	main := sh("main", "sleep 60")
+	s, _, wait := runSup(t, Config{
+		Main: &main,
+		Jobs: []JobSpec{{Spec: sh("crashy", "date +%s.%N >> "+dir+"/starts; exit 3"), Type: Service, Restart: RestartAlways, MaxRestarts: 3}},
+	})
+	err := wait()
+	var gu *GaveUpError
+	if !errors.As(err, &gu) || s.ExitCode() != 70 {
+		t.Fatalf("want GaveUpError/70; have %v, %d", err, s.ExitCode())
+	}
+	starts := readLines(t, dir+"/starts")
+	if len(starts) != 4 {
+		t.Fatalf("want 4 starts (1 + 3 restarts), have %d", len(starts))
+	}
+	var ts []float64
+	for _, s := range starts {
+		f, _ := strconv.ParseFloat(s, 64)
+		ts = append(ts, f)
+	}
+	// back-off 1s, 2s, 4s: each gap at least the back-off and growing
+	for i, want := range []float64{1, 2, 4} {
+		gap := ts[i+1] - ts[i]
+		if gap < want*0.9 {
+			t.Fatalf("gap %d is %.2fs, want >= %.0fs (starts %v)", i, gap, want, starts)
+		}
+	}
+}
+
+func TestOptionalServiceGivingUpKeepsBerth(t *testing.T) {
+	main := sh("main", "sleep 3; exit 6")
+	s, _, wait := runSup(t, Config{
+		Main: &main,
+		Jobs: []JobSpec{{Spec: sh("opt", "exit 1"), Type: Service, Restart: RestartNever, Optional: true}},
+	})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s.ExitCode() != 6 {
+		t.Fatalf("want main's 6, have %d", s.ExitCode())
+	}
+}
+
+func TestPeriodicJobNoOverlap(t *testing.T) {
+	dir := t.TempDir()
+	main := sh("main", "sleep 2.5")
+	// each run takes 0.4s and marks begin/end; every 0.5s → runs never overlap
+	_, _, wait := runSup(t, Config{
+		Main: &main,
+		Jobs: []JobSpec{{Spec: sh("tick", "echo b >> "+dir+"/runs; sleep 0.4; echo e >> "+dir+"/runs"), Type: Oneshot, Every: 500 * time.Millisecond, Restart: RestartNever}},
+	})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	runs := readLines(t, dir+"/runs")
+	if len(runs) < 6 {
+		t.Fatalf("want at least 3 runs in 2.5s, have %v", runs)
+	}
+	for i := 0; i+1 < len(runs); i += 2 {
+		if runs[i] != "b" || runs[i+1] != "e" {
+			t.Fatalf("overlap or missing end: %v", runs)
+		}
+	}
+}
+
+func TestHooksRunInOrderAndTimeOut(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/hooks"
+	main := sh("main", "echo main >> "+log+"; trap 'exit 0' TERM; while :; do sleep 0.05; done")
+	hook := func(word string) []string { return []string{"sh", "-c", "echo " + word + " >> " + log} }
+	_, sigc, wait := runSup(t, Config{
+		Main:         &main,
+		MainPreStart: &Hook{Argv: hook("pre_start")},
+		PreStop:      []Hook{{Name: "pre_stop", Argv: hook("pre_stop")}, {Name: "stuck", Argv: []string{"sleep", "30"}, Timeout: 300 * time.Millisecond}},
+		PostStop:     []Hook{{Name: "post_stop", Argv: hook("post_stop")}},
+	})
+	for i := 0; i < 500 && len(readLines(t, log)) < 2; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	sigc <- syscall.SIGTERM
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("a stuck hook held shutdown for %s", d)
+	}
+	if have := strings.Join(readLines(t, log), ","); have != "pre_start,main,pre_stop,post_stop" {
+		t.Fatalf("hook order: %s", have)
+	}
+}
+
+func TestStopInReverseStartOrder(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/stops"
+	svc := func(name string) Spec {
+		return sh(name, "trap 'echo "+name+" >> "+log+"; exit 0' TERM; while :; do sleep 0.05; done")
+	}
+	main := svc("main")
+	_, sigc, wait := runSup(t, Config{
+		Main: &main, MainAfter: []string{"b"},
+		Jobs: []JobSpec{
+			{Spec: svc("a"), Type: Service, Restart: RestartAlways},
+			{Spec: svc("b"), Type: Service, Restart: RestartAlways, After: []string{"a"}},
+		},
+	})
+	time.Sleep(1500 * time.Millisecond)
+	sigc <- syscall.SIGTERM
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if have := strings.Join(readLines(t, log), ","); have != "main,b,a" {
+		t.Fatalf("want main,b,a; have %s", have)
+	}
+}
+
+func TestSidecarOneshotsOnlyExits(t *testing.T) {
+	dir := t.TempDir()
+	s, _, wait := runSup(t, Config{
+		Jobs: []JobSpec{{Spec: sh("write", "echo done > "+dir+"/out"), Type: Oneshot, Restart: RestartNever}},
+	})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s.ExitCode() != 0 {
+		t.Fatalf("exit %d", s.ExitCode())
+	}
+	if _, err := os.Stat(dir + "/out"); err != nil {
+		t.Fatal("oneshot did not run")
+	}
+}
+
+func TestRestartAndUpdateJobs(t *testing.T) {
+	dir := t.TempDir()
+	main := sh("main", "sleep 60")
+	job := JobSpec{Spec: sh("svc", "echo v1 >> "+dir+"/log; sleep 60"), Type: Service, Restart: RestartAlways}
+	other := JobSpec{Spec: sh("other", "echo other >> "+dir+"/log; sleep 60"), Type: Service, Restart: RestartAlways}
+	s, sigc, wait := runSup(t, Config{Main: &main, Jobs: []JobSpec{job, other}})
+	waitLines := func(n int) []string {
+		for i := 0; i < 500; i++ {
+			if l := readLines(t, dir+"/log"); len(l) >= n {
+				return l
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("log never reached %d lines: %v", n, readLines(t, dir+"/log"))
+		return nil
+	}
+	waitLines(2)
+	changed := job
+	changed.Argv = []string{"sh", "-c", "echo v2 >> " + dir + "/log; sleep 60"}
+	if err := s.UpdateJobs(context.Background(), []JobSpec{changed}, nil); err != nil {
+		t.Fatal(err)
+	}
+	lines := waitLines(3)
+	if lines[2] != "v2" {
+		t.Fatalf("want v2 started, have %v", lines)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if l := readLines(t, dir+"/log"); len(l) != 3 {
+		t.Fatalf("only the changed job restarts: %v", l)
+	}
+	sigc <- syscall.SIGTERM
+	_ = wait()
+}
