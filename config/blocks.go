@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/template"
@@ -317,7 +318,7 @@ func (d *decoder) secret(b *hcl.Block) Secret {
 		"encryption_context", "version_stage", "version_id", "env", "env_prefix", "file", "mode", "user",
 		"refresh", "on_change")...)})
 	a := c.Attributes
-	s := Secret{Name: b.Labels[0], Pos: d.rangeAt(b.DefRange), Mode: DefaultSecretMode}
+	s := Secret{Name: b.Labels[0], Pos: d.rangeAt(b.DefRange)}
 
 	var sources []string
 	for _, name := range secretSources() {
@@ -333,7 +334,7 @@ func (d *decoder) secret(b *hcl.Block) Secret {
 		d.errf(a[sources[1]].NameRange, "secret %q: %s and %s both set; a secret block has exactly one source",
 			s.Name, sources[0], sources[1])
 	}
-	s.KMSFile = d.nonEmpty(a, "kms_file")
+	s.KMSFile = d.absPath(a, "kms_file")
 	s.SecretsManager = d.nonEmpty(a, "secretsmanager")
 	s.SSM = d.nonEmpty(a, "ssm")
 	s.SSMPath = d.nonEmpty(a, "ssm_path")
@@ -365,20 +366,38 @@ func (d *decoder) secret(b *hcl.Block) Secret {
 			if s.Env == "" || strings.ContainsAny(s.Env, "=\x00") {
 				d.errf(attr.Expr.Range(), "env: %q is not a valid variable name", s.Env)
 			}
+			if a["ssm_path"] != nil {
+				d.errf(attr.NameRange, "env: ssm_path reads many parameters; use a map { VAR = \"name\" }, env_prefix or file")
+			}
 		default:
-			s.EnvKeys = d.strMapExpr("env", attr.Expr)
-		}
-		if a["ssm_path"] != nil {
-			d.errf(attr.NameRange, "env: ssm_path reads many parameters; use env_prefix or file")
+			for _, e := range d.entries("env", attr.Expr) {
+				v, err := convert.Convert(e.value, cty.String)
+				switch {
+				case err != nil:
+					d.errf(e.valRange, "env: value of %q must be a string", e.key)
+				case e.key == "" || strings.ContainsAny(e.key, "=\x00"):
+					d.errf(e.keyRange, "env: %q is not a valid variable name", e.key)
+				case v.AsString() == "":
+					d.errf(e.valRange, "env: %s maps to an empty key", e.key)
+				default:
+					if s.EnvKeys == nil {
+						s.EnvKeys = map[string]string{}
+					}
+					s.EnvKeys[e.key] = v.AsString()
+				}
+			}
 		}
 	}
 	s.EnvPrefix = d.nonEmpty(a, "env_prefix")
-	if a["env_prefix"] != nil && a["ssm"] != nil {
-		d.errf(a["env_prefix"].NameRange, "env_prefix: ssm reads one parameter; use env or file")
+	if strings.ContainsAny(s.EnvPrefix, "=\x00") {
+		d.errf(a["env_prefix"].Expr.Range(), "env_prefix: %q is not a valid variable name prefix", s.EnvPrefix)
 	}
-	s.File = d.nonEmpty(a, "file")
+	s.File = d.absPath(a, "file")
 	if a["env"] == nil && a["env_prefix"] == nil && a["file"] == nil {
 		d.errf(b.DefRange, "secret %q: needs a destination: env, env_prefix or file", s.Name)
+	}
+	if s.File != "" {
+		s.Mode = DefaultSecretMode
 	}
 	if m, ok := d.octal(a, "mode"); ok {
 		s.Mode = m
@@ -390,12 +409,24 @@ func (d *decoder) secret(b *hcl.Block) Secret {
 		s.Refresh = t
 	}
 	s.OnChange = d.onChange(a, "on_change")
+	if s.OnChange.Action != "none" && a["refresh"] == nil {
+		d.errf(a["on_change"].NameRange, "on_change needs refresh")
+	}
 	return s
+}
+
+// absPath reads a non-empty absolute path.
+func (d *decoder) absPath(a hcl.Attributes, name string) string {
+	p := d.nonEmpty(a, name)
+	if p != "" && !filepath.IsAbs(p) {
+		d.errf(a[name].Expr.Range(), "%s: %q is not an absolute path", name, p)
+	}
+	return p
 }
 
 func (d *decoder) service(b *hcl.Block) Service {
 	c := d.content(b.Body, &hcl.BodySchema{
-		Attributes: required(attrs("id", "port", "address", "tags", "meta", "deregister_critical_after"), "port"),
+		Attributes: attrs("id", "port", "address", "tags", "meta", "deregister_critical_after"),
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "check"}},
 	})
 	a := c.Attributes
@@ -458,12 +489,21 @@ func (d *decoder) check(b *hcl.Block) Check {
 	if t, ok := d.positive(a, "interval"); ok {
 		ch.Interval = t
 	}
+	ch.Timeout = min(DefaultCheckTimeout, ch.Interval)
 	if t, ok := d.positive(a, "timeout"); ok {
 		ch.Timeout = t
+		if t > ch.Interval {
+			d.errf(a["timeout"].Expr.Range(), "timeout must not exceed interval (%s)", ch.Interval)
+		}
 	}
 	ch.InitialStatus = d.oneOf(a, "initial_status", DefaultCheckInitialStatus, "passing", "warning", "critical")
-	ch.SuccessBeforePassing, _ = d.integer(a, "success_before_passing", 0, 1000)
-	ch.FailuresBeforeCritical, _ = d.integer(a, "failures_before_critical", 0, 1000)
+	ch.SuccessBeforePassing, ch.FailuresBeforeCritical = 1, 1
+	if n, ok := d.integer(a, "success_before_passing", 1, 1000); ok {
+		ch.SuccessBeforePassing = n
+	}
+	if n, ok := d.integer(a, "failures_before_critical", 1, 1000); ok {
+		ch.FailuresBeforeCritical = n
+	}
 	return ch
 }
 
@@ -501,14 +541,21 @@ func (d *decoder) peers(b *hcl.Block) Peers {
 }
 
 func (d *decoder) consul(b *hcl.Block) *Consul {
-	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("address", "token", "scheme", "ca_file",
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("address", "token", "token_file", "scheme",
+		"ca_file", "ca_path", "client_cert", "client_key", "tls_server_name", "insecure_skip_verify",
 		"datacenter", "required", "timeout")})
 	a := c.Attributes
 	cs := &Consul{Pos: d.rangeAt(b.DefRange), Timeout: DefaultConsulTimeout}
 	cs.Address = d.nonEmpty(a, "address")
 	cs.Token, _ = d.str(a, "token")
 	cs.Scheme = d.oneOf(a, "scheme", "", "http", "https")
+	cs.TokenFile = d.nonEmpty(a, "token_file")
 	cs.CAFile = d.nonEmpty(a, "ca_file")
+	cs.CAPath = d.nonEmpty(a, "ca_path")
+	cs.ClientCert = d.nonEmpty(a, "client_cert")
+	cs.ClientKey = d.nonEmpty(a, "client_key")
+	cs.TLSServerName = d.nonEmpty(a, "tls_server_name")
+	cs.InsecureSkipVerify, _ = d.boolean(a, "insecure_skip_verify")
 	cs.Datacenter = d.nonEmpty(a, "datacenter")
 	cs.Required, _ = d.boolean(a, "required")
 	if t, ok := d.positive(a, "timeout"); ok {

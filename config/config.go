@@ -20,7 +20,7 @@ const (
 	DefaultServiceAddress          = "auto"
 	DefaultDeregisterCriticalAfter = time.Minute
 	DefaultCheckInterval           = 10 * time.Second
-	DefaultCheckTimeout            = 2 * time.Second
+	DefaultCheckTimeout            = 5 * time.Second // at most the interval
 	DefaultCheckInitialStatus      = "critical"
 	DefaultPeersWait               = 30 * time.Second
 	DefaultConsulTimeout           = 30 * time.Second
@@ -163,6 +163,18 @@ type OnChange struct {
 	Signal syscall.Signal
 }
 
+// String is the on_change text the secrets and discovery packages take: "none", "restart" or
+// "signal:SIGHUP".
+func (o OnChange) String() string {
+	if o.Action == "signal" {
+		return "signal:" + supervisor.SignalName(o.Signal)
+	}
+	if o.Action == "" {
+		return "none"
+	}
+	return o.Action
+}
+
 // Secret is a secret block. Exactly one source field is set.
 type Secret struct {
 	Name string
@@ -190,7 +202,7 @@ type Secret struct {
 	EnvPrefix string
 	// File is the path the value is written to.
 	File string
-	// Mode is the file's mode (default 0400).
+	// Mode is the file's mode (default 0400 when File is set; 0 without File).
 	Mode os.FileMode
 	// User owns File; "" means the main command's user.
 	User string
@@ -220,7 +232,8 @@ type Service struct {
 	Name string
 	Pos  string
 	// ID is the Consul service ID; "" means NAME-<task id or hostname>-<port>.
-	ID   string
+	ID string
+	// Port is 1..65535, or 0 when the service has no port.
 	Port int
 	// Address is "auto" (default) or an address.
 	Address                 string
@@ -264,14 +277,20 @@ type Peers struct {
 
 // Consul is the consul block. Empty strings mean "as the official client reads CONSUL_HTTP_*".
 type Consul struct {
-	Pos        string
-	Address    string
-	Token      string
-	Scheme     string
-	CAFile     string
-	Datacenter string
-	Required   bool
-	Timeout    time.Duration
+	Pos                string
+	Address            string
+	Token              string
+	TokenFile          string
+	Scheme             string
+	CAFile             string
+	CAPath             string
+	ClientCert         string
+	ClientKey          string
+	TLSServerName      string
+	InsecureSkipVerify bool
+	Datacenter         string
+	Required           bool
+	Timeout            time.Duration
 }
 
 // Telemetry is the telemetry block.

@@ -82,8 +82,8 @@ func TestSpecExample(t *testing.T) {
 		Secrets: []config.Secret{
 			{
 				Name: "db", SecretsManager: "prod/app/db",
-				EnvKeys: map[string]string{"DB_USER": "username", "DB_PASSWORD": "password"},
-				Mode:    0o400, OnChange: config.OnChange{Action: "none"},
+				EnvKeys:  map[string]string{"DB_USER": "username", "DB_PASSWORD": "password"},
+				OnChange: config.OnChange{Action: "none"},
 			},
 			{
 				Name: "app-config", KMSFile: "/app/config.json.enc", File: "/run/secrets/config.json",
@@ -97,6 +97,7 @@ func TestSpecExample(t *testing.T) {
 			Checks: []config.Check{{
 				Kind: "http", HTTP: "http://127.0.0.1:8080/health",
 				Interval: 10 * time.Second, Timeout: 2 * time.Second, InitialStatus: "critical",
+				SuccessBeforePassing: 1, FailuresBeforeCritical: 1,
 			}},
 		}},
 		Peers: []config.Peers{{
@@ -216,7 +217,12 @@ func TestBadConfigs(t *testing.T) {
 		{name: "command not a list", src: "main {\n  command = \"java -jar app.jar\"\n}\n", want: "2:13: command: want list of string, have string"},
 		{name: "bad port", src: "service \"app\" {\n  port = 70000\n}\n", want: "2:10: port must be a whole number from 1 to 65535, have 70000"},
 		{name: "port as word", src: "service \"app\" {\n  port = \"http\"\n}\n", want: "2:10: port: want number, have string"},
-		{name: "service without port", src: "service \"app\" {\n}\n", want: `1:15: Missing required argument: The argument "port" is required`},
+		{name: "port zero", src: "service \"app\" {\n  port = 0\n}\n", want: "2:10: port must be a whole number from 1 to 65535, have 0"},
+		{name: "check timeout above interval", src: "service \"app\" {\n  check {\n    tcp = \"x:1\"\n    interval = \"1s\"\n    timeout = \"2s\"\n  }\n}\n", want: "5:15: timeout must not exceed interval (1s)"},
+		{name: "on_change without refresh", src: "secret \"db\" {\n  ssm = \"/a\"\n  file = \"/x\"\n  on_change = \"restart\"\n}\n", want: "4:3: on_change needs refresh"},
+		{name: "relative secret file", src: "secret \"db\" {\n  ssm = \"/a\"\n  file = \"x.json\"\n}\n", want: `3:10: file: "x.json" is not an absolute path`},
+		{name: "relative kms_file", src: "secret \"db\" {\n  kms_file = \"x.enc\"\n  env = \"X\"\n}\n", want: `2:14: kms_file: "x.enc" is not an absolute path`},
+		{name: "empty json key", src: "secret \"db\" {\n  secretsmanager = \"x\"\n  env = { A = \"\" }\n}\n", want: "3:15: env: A maps to an empty key"},
 		{name: "two check kinds", src: "service \"app\" {\n  port = 1\n  check {\n    http = \"http://x/\"\n    tcp = \"x:1\"\n  }\n}\n", want: "5:5: check: http and tcp both set"},
 		{name: "check without kind", src: "service \"app\" {\n  port = 1\n  check {\n    interval = \"5s\"\n  }\n}\n", want: "3:3: check: needs one of http, tcp or exec"},
 		{name: "bad check url", src: "service \"app\" {\n  port = 1\n  check { http = \"localhost:8080\" }\n}\n", want: `3:18: http: "localhost:8080" is not an http:// or https:// URL`},
@@ -229,7 +235,7 @@ func TestBadConfigs(t *testing.T) {
 		{name: "bad secret mode", src: "secret \"db\" {\n  ssm = \"/a\"\n  file = \"/x\"\n  mode = \"rw\"\n}\n", want: `4:10: mode: bad octal mode "rw"`},
 		{name: "bad on_change", src: "secret \"db\" {\n  ssm = \"/a\"\n  file = \"/x\"\n  on_change = \"reload\"\n}\n", want: `4:15: on_change: "reload" is not "none", "restart" or "signal:SIGNAME"`},
 		{name: "bad on_change signal", src: "secret \"db\" {\n  ssm = \"/a\"\n  file = \"/x\"\n  on_change = \"signal:SIGNOPE\"\n}\n", want: `4:15: on_change: unknown signal "SIGNOPE"`},
-		{name: "env with ssm_path", src: "secret \"db\" {\n  ssm_path = \"/a/\"\n  env = \"X\"\n}\n", want: "3:3: env: ssm_path reads many parameters"},
+		{name: "whole-value env with ssm_path", src: "secret \"db\" {\n  ssm_path = \"/a/\"\n  env = \"X\"\n}\n", want: "3:3: env: ssm_path reads many parameters"},
 		{name: "malformed template", src: "peers \"c\" {\n  service = \"hz\"\n  env = \"HZ\"\n  template = \"{{range .}}\"\n}\n", want: "4:14: template: template: c:1: unexpected EOF"},
 		{name: "peers without destination", src: "peers \"c\" {\n  service = \"hz\"\n}\n", want: `1:1: peers "c": needs a destination`},
 		{name: "bad prometheus address", src: "telemetry {\n  prometheus = \"9102\"\n}\n", want: `2:16: prometheus: "9102" is not a listen address`},
@@ -431,9 +437,12 @@ job "warm" {
   }
 }
 service "s" {
-  port = 1
   check {
     exec = ["/check"]
+  }
+  check {
+    tcp      = "127.0.0.1:1"
+    interval = "2s"
   }
 }
 peers "p" {
@@ -443,6 +452,13 @@ peers "p" {
 }
 consul {
   required = true
+}
+secret "paths" {
+  ssm_path  = "/prod/app/"
+  env       = { DB_PASSWORD = "db/password" }
+  file      = "/run/app.json"
+  refresh   = "15m"
+  on_change = "signal:USR1"
 }
 `
 	f, err := config.Parse([]byte(src), "x.hcl", config.Funcs{})
@@ -473,14 +489,31 @@ consul {
 	if want, have := os.FileMode(0o027), f.Jobs[2].Umask; have == nil || *have != want {
 		t.Errorf("umask: want %v, have %v", want, have)
 	}
-	if diff := cmp.Diff(config.Check{Kind: "exec", Exec: []string{"/check"}, Interval: 10 * time.Second,
-		Timeout: 2 * time.Second, InitialStatus: "critical"}, f.Services[0].Checks[0]); diff != "" {
-		t.Errorf("check -want +have:\n%s", diff)
+	wantChecks := []config.Check{
+		{Kind: "exec", Exec: []string{"/check"}, Interval: 10 * time.Second, Timeout: 5 * time.Second,
+			InitialStatus: "critical", SuccessBeforePassing: 1, FailuresBeforeCritical: 1},
+		{Kind: "tcp", TCP: "127.0.0.1:1", Interval: 2 * time.Second, Timeout: 2 * time.Second,
+			InitialStatus: "critical", SuccessBeforePassing: 1, FailuresBeforeCritical: 1},
+	}
+	if diff := cmp.Diff(wantChecks, f.Services[0].Checks); diff != "" {
+		t.Errorf("checks -want +have:\n%s", diff)
+	}
+	if want, have := 0, f.Services[0].Port; want != have {
+		t.Errorf("port: want %d, have %d", want, have)
+	}
+	wantSecret := config.Secret{Name: "paths", Pos: "x.hcl:37:1", SSMPath: "/prod/app/",
+		EnvKeys: map[string]string{"DB_PASSWORD": "db/password"}, File: "/run/app.json", Mode: 0o400,
+		Refresh: 15 * time.Minute, OnChange: config.OnChange{Action: "signal", Signal: syscall.SIGUSR1}}
+	if diff := cmp.Diff(wantSecret, f.Secrets[0]); diff != "" {
+		t.Errorf("secret -want +have:\n%s", diff)
+	}
+	if want, have := "signal:SIGUSR1", f.Secrets[0].OnChange.String(); want != have {
+		t.Errorf("OnChange.String: want %q, have %q", want, have)
 	}
 	if want, have := (config.OnChange{Action: "signal", Signal: syscall.SIGHUP}), f.Peers[0].OnChange; want != have {
 		t.Errorf("on_change: want %+v, have %+v", want, have)
 	}
-	if want, have := (config.Consul{Pos: "x.hcl:31:1", Required: true, Timeout: 30 * time.Second}), *f.Consul; want != have {
+	if want, have := (config.Consul{Pos: "x.hcl:34:1", Required: true, Timeout: 30 * time.Second}), *f.Consul; want != have {
 		t.Errorf("consul: want %+v, have %+v", want, have)
 	}
 	if f.Redact != nil || f.StopTimeout != nil || f.LogLevel != "" || f.Main != nil {

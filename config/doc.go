@@ -90,7 +90,7 @@
 //
 // Exactly one source:
 //
-//	kms_file       = "/app/config.json.enc"  KMS ciphertext or `berth secrets encrypt` envelope
+//	kms_file       = "/app/config.json.enc"  KMS ciphertext or `berth secrets encrypt` envelope (absolute path)
 //	  encryption_context = { app = "x" }     (kms_file only)
 //	secretsmanager = "prod/app/db"           name or ARN
 //	  version_stage = "AWSCURRENT"           (secretsmanager only)
@@ -102,16 +102,16 @@
 // At least one destination:
 //
 //	env        = "VAR"                        the whole value (not with ssm_path)
-//	env        = { DB_USER = "username" }     VAR = JSON key
-//	env_prefix = "APP_"                       every key / parameter, prefixed (not with ssm)
-//	file       = "/run/secrets/config.json"   written atomically
-//	mode       = "0400"                       (file only; default "0400")
+//	env        = { DB_USER = "username" }     VAR = JSON key (dotenv key for s3, parameter name for ssm_path)
+//	env_prefix = "APP_"                       every key / parameter, prefixed
+//	file       = "/run/secrets/config.json"   absolute path, written atomically
+//	mode       = "0400"                       (file only; default "0400"; File.Mode is 0 without file)
 //	user       = "app"                        owner (file only; default: the main command's user)
 //
 // And:
 //
 //	refresh   = "15m"                          re-read period (default: never)
-//	on_change = "none" (default) | "restart" | "signal:SIGHUP"
+//	on_change = "none" (default) | "restart" | "signal:SIGHUP"   (anything but "none" needs refresh)
 //
 // # secrets (at most one)
 //
@@ -126,7 +126,7 @@
 //
 //	service "app" {
 //	  id      = "app-1"               default NAME-<task id or hostname>-<port>
-//	  port    = 8080                  required, 1..65535
+//	  port    = 8080                  1..65535; left out, the service has no port
 //	  address = "auto"                default "auto" (ECS task IP, else first non-loopback address)
 //	  tags    = ["v1"]
 //	  meta    = { team = "x" }
@@ -137,10 +137,10 @@
 //	    tcp      = "127.0.0.1:8080"                 tcp (host:port)
 //	    exec     = ["/app/check"]                   and exec (argv)
 //	    interval = "10s"               (default 10s)
-//	    timeout  = "2s"                (default 2s)
+//	    timeout  = "2s"                at most interval (default 5s, or interval when shorter)
 //	    initial_status = "critical"    "passing" | "warning" | "critical" (default)
-//	    success_before_passing   = 0   (default 0)
-//	    failures_before_critical = 0   (default 0)
+//	    success_before_passing   = 1   consecutive successes to turn passing, 1..1000 (default 1)
+//	    failures_before_critical = 1   consecutive failures to turn critical, 1..1000 (default 1)
 //	  }
 //	}
 //
@@ -166,9 +166,13 @@
 //
 //	consul {
 //	  address    = "127.0.0.1:8500"
-//	  token      = "..."
+//	  token      = "..."                (or token_file = "/run/secrets/consul-token")
 //	  scheme     = "http" | "https"
-//	  ca_file    = "/etc/consul/ca.pem"
+//	  ca_file    = "/etc/consul/ca.pem" (or ca_path = "/etc/consul/ca.d")
+//	  client_cert = "/etc/consul/cert.pem"
+//	  client_key  = "/etc/consul/key.pem"
+//	  tls_server_name      = "consul.internal"
+//	  insecure_skip_verify = false
 //	  datacenter = "dc1"
 //	  required   = false     when true, start fails (exit 69) if Consul does not answer within timeout
 //	  timeout    = "30s"     (default 30s)
