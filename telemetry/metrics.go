@@ -1,0 +1,448 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/DataDog/datadog-go/v5/statsd"
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berth-dev/berth/discovery/ecsmeta"
+)
+
+// Metric names (SPEC §6). Prometheus uses the same names with '.' replaced by '_'.
+const (
+	MetricProcessStarts   = "berth.process.starts"         // counter, tag job
+	MetricProcessExits    = "berth.process.exits"          // counter, tags job, exit_code
+	MetricProcessRestarts = "berth.process.restarts"       // counter, tag job
+	MetricProcessCPU      = "berth.process.cpu"            // gauge, tag job: percent of one core (100 = one core busy)
+	MetricProcessRSS      = "berth.process.rss"            // gauge, tag job: bytes, summed over the process tree
+	MetricCheckStatus     = "berth.check.status"           // gauge, tags check, service: 0 passing, 1 warning, 2 critical, 3 unknown
+	MetricSecretsFetch    = "berth.secrets.fetch.duration" // histogram, seconds
+	MetricSecretsErrors   = "berth.secrets.errors"         // counter
+	MetricConsulErrors    = "berth.consul.errors"          // counter
+	MetricUptime          = "berth.uptime"                 // gauge, seconds since berth started
+	ServiceCheckName      = "berth.check"                  // Datadog service check per berth check, tags check, service
+)
+
+// MetricsConfig configures DogStatsD and Prometheus.
+type MetricsConfig struct {
+	// DogStatsD is the agent address (telemetry.dogstatsd): udp://HOST:PORT, unix:///PATH, HOST:PORT or HOST.
+	// Empty means from Env: DD_DOGSTATSD_URL, else DD_AGENT_HOST[:DD_DOGSTATSD_PORT, default 8125]; empty
+	// everywhere means DogStatsD is off.
+	DogStatsD string
+	// Prometheus is the listen address of /metrics and /status (telemetry.prometheus, -prometheus), e.g.
+	// "127.0.0.1:9102"; empty means off. NewMetrics listens, so a busy port fails early.
+	Prometheus string
+	// Env looks up environment variables (os.Getenv in production; tests inject). Only DD_* variables are
+	// read. nil means os.Getenv.
+	Env func(string) string
+	// MetadataURI is ECS_CONTAINER_METADATA_URI_V4; when set (and ECSTask is nil) NewMetrics fetches the task
+	// metadata for the tags ecs_cluster, task_family, task_version, container_name. A failed fetch is logged
+	// and the tags are left out: telemetry never stops berth from starting.
+	MetadataURI string
+	// ECSTask is task metadata the caller already fetched (discovery does); it is used instead of fetching
+	// MetadataURI again.
+	ECSTask *ecsmeta.Task
+	// Status returns the body of GET /status, encoded as JSON; nil serves {}.
+	Status func() any
+	// SampleInterval is how often the process trees are sampled from /proc and the uptime gauge is sent;
+	// 0 means 10s.
+	SampleInterval time.Duration
+	// Processes returns, for each running job, the pid of its process (the root of its tree); nil disables
+	// CPU/RSS sampling.
+	Processes func() map[string]int
+}
+
+// Metrics sends berth's metrics to DogStatsD and serves them to Prometheus. All methods are safe for
+// concurrent use, and are no-ops on the sinks that are off.
+type Metrics struct {
+	log      hclog.Logger
+	cfg      MetricsConfig
+	started  time.Time
+	dd       *statsd.Client // nil: DogStatsD off
+	ddAddr   string
+	tags     []string
+	reg      *prometheus.Registry
+	ln       net.Listener // nil: Prometheus off
+	srv      *http.Server
+	starts   *prometheus.CounterVec
+	exits    *prometheus.CounterVec
+	restarts *prometheus.CounterVec
+	cpu      *prometheus.GaugeVec
+	rss      *prometheus.GaugeVec
+	checks   *prometheus.GaugeVec
+	fetch    prometheus.Histogram
+	secErrs  prometheus.Counter
+	conErrs  prometheus.Counter
+
+	mu   sync.Mutex
+	user map[string]prometheus.Gauge // Put gauges by Prometheus name
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMetrics resolves the DogStatsD address and global tags, builds the Prometheus registry and opens the
+// Prometheus listener. Close (or Run returning) releases them.
+func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Getenv
+	}
+	if cfg.SampleInterval <= 0 {
+		cfg.SampleInterval = 10 * time.Second
+	}
+	m := &Metrics{log: log, cfg: cfg, started: time.Now(), user: make(map[string]prometheus.Gauge)}
+
+	addr, err := ResolveDogStatsD(cfg.DogStatsD, cfg.Env)
+	if err != nil {
+		return nil, fmt.Errorf("dogstatsd: %w", err)
+	}
+	task := cfg.ECSTask
+	if task == nil && cfg.MetadataURI != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		task, err = ecsmeta.Client{URI: cfg.MetadataURI}.Fetch(ctx)
+		cancel()
+		if err != nil {
+			log.Warn("ECS task metadata unavailable; metrics go without ECS tags", "error", err)
+		}
+	}
+	m.tags = GlobalTags(cfg.Env, task)
+
+	m.reg = prometheus.NewRegistry()
+	m.starts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricProcessStarts),
+		Help: "Processes started, by job."}, []string{"job"})
+	m.exits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricProcessExits),
+		Help: "Processes exited, by job and exit code (128+N for signal N)."}, []string{"job", "exit_code"})
+	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricProcessRestarts),
+		Help: "Processes restarted after they exited, by job."}, []string{"job"})
+	m.cpu = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: promName(MetricProcessCPU),
+		Help: "CPU use of the job's process tree over the last sample interval, in percent of one core."}, []string{"job"})
+	m.rss = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: promName(MetricProcessRSS),
+		Help: "Resident memory of the job's process tree in bytes (sum over processes)."}, []string{"job"})
+	m.checks = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: promName(MetricCheckStatus),
+		Help: "Status of a berth check: 0 passing, 1 warning, 2 critical, 3 unknown."}, []string{"check", "service"})
+	m.fetch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: promName(MetricSecretsFetch),
+		Help: "Time to resolve all secrets, in seconds.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 10)})
+	m.secErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: promName(MetricSecretsErrors),
+		Help: "Failed secret resolutions or refreshes."})
+	m.conErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: promName(MetricConsulErrors),
+		Help: "Failed Consul requests."})
+	uptime := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: promName(MetricUptime),
+		Help: "Seconds since berth started."}, func() float64 { return time.Since(m.started).Seconds() })
+	m.reg.MustRegister(m.starts, m.exits, m.restarts, m.cpu, m.rss, m.checks, m.fetch, m.secErrs, m.conErrs, uptime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.Prometheus != "" {
+		ln, err := net.Listen("tcp", cfg.Prometheus)
+		if err != nil {
+			return nil, fmt.Errorf("prometheus listen %s: %w", cfg.Prometheus, err)
+		}
+		m.ln = ln
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /status", m.serveStatus)
+		m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+
+	if addr != "" {
+		// Client-side aggregation (the datadog-go default) folds counts between flushes; Close flushes.
+		// The client's own telemetry metrics are noise on a per-task agent.
+		dd, err := statsd.New(addr, statsd.WithTags(dedupLibTags(m.tags)), statsd.WithoutTelemetry(),
+			statsd.WithErrorHandler(func(err error) { log.Debug("dogstatsd send failed", "error", err) }))
+		if err != nil {
+			if m.ln != nil {
+				_ = m.ln.Close()
+			}
+			return nil, fmt.Errorf("dogstatsd %s: %w", addr, err)
+		}
+		m.dd, m.ddAddr = dd, addr
+	}
+	log.Debug("metrics configured", "dogstatsd", addr, "prometheus", m.Addr(), "tags", strings.Join(m.tags, ","))
+	return m, nil
+}
+
+// dedupLibTags drops the env:, service:, version: tags that datadog-go adds on its own: it reads DD_ENV,
+// DD_SERVICE, DD_VERSION (and DD_ENTITY_ID) from the process environment in statsd.New, so passing them
+// again would send each twice. Tags from an injected Env that differ from the process environment stay.
+func dedupLibTags(tags []string) []string {
+	libAdds := make(map[string]bool)
+	for _, env := range []string{"DD_ENV", "DD_SERVICE", "DD_VERSION"} {
+		if v := os.Getenv(env); v != "" {
+			libAdds[strings.ToLower(strings.TrimPrefix(env, "DD_"))+":"+v] = true
+		}
+	}
+	out := make([]string, 0, len(tags))
+	for _, t := range tags {
+		if !libAdds[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// promName maps a DogStatsD metric name to its Prometheus name.
+func promName(ddName string) string { return strings.NewReplacer(".", "_", "-", "_").Replace(ddName) }
+
+// Addr is the address the Prometheus endpoint listens on ("" when off); useful with port 0.
+func (m *Metrics) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Tags returns the global DogStatsD tags.
+func (m *Metrics) Tags() []string { return append([]string(nil), m.tags...) }
+
+// Registry is the private Prometheus registry, for collectors of other packages.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+func (m *Metrics) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	var body any = struct{}{}
+	if m.cfg.Status != nil {
+		body = m.cfg.Status()
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Run serves Prometheus, samples the process trees and sends the uptime gauge every SampleInterval until
+// ctx is cancelled; then it stops the server and flushes DogStatsD (Close). It is an oklog/run actor.
+func (m *Metrics) Run(ctx context.Context) error {
+	defer m.Close()
+	serveErr := make(chan error, 1)
+	if m.srv != nil {
+		go func() { serveErr <- m.srv.Serve(m.ln) }()
+	}
+	s := newProcSampler()
+	tick := time.NewTicker(m.cfg.SampleInterval)
+	defer tick.Stop()
+	for {
+		m.sample(s)
+		select {
+		case <-ctx.Done():
+			if m.srv != nil {
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = m.srv.Shutdown(sctx)
+				cancel()
+			}
+			return nil
+		case err := <-serveErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("prometheus server: %w", err)
+		case <-tick.C:
+		}
+	}
+}
+
+// sample reads CPU and RSS of every job's process tree and sends uptime.
+func (m *Metrics) sample(s *procSampler) {
+	if m.dd != nil {
+		_ = m.dd.Gauge(MetricUptime, time.Since(m.started).Seconds(), nil, 1)
+	}
+	if m.cfg.Processes == nil {
+		return
+	}
+	jobs := m.cfg.Processes()
+	usage, err := s.sample(jobs, time.Now())
+	if err != nil {
+		m.log.Debug("process sampling failed", "error", err)
+		return
+	}
+	for job, u := range usage {
+		m.rss.WithLabelValues(job).Set(float64(u.rss))
+		if m.dd != nil {
+			_ = m.dd.Gauge(MetricProcessRSS, float64(u.rss), []string{"job:" + job}, 1)
+		}
+		if u.cpuValid {
+			m.cpu.WithLabelValues(job).Set(u.cpuPercent)
+			if m.dd != nil {
+				_ = m.dd.Gauge(MetricProcessCPU, u.cpuPercent, []string{"job:" + job}, 1)
+			}
+		}
+	}
+}
+
+// ProcessStarted counts a start of job's process.
+func (m *Metrics) ProcessStarted(job string) {
+	m.starts.WithLabelValues(job).Inc()
+	if m.dd != nil {
+		_ = m.dd.Incr(MetricProcessStarts, []string{"job:" + job}, 1)
+	}
+}
+
+// ProcessExited counts an exit of job's process with code (128+N for signal N), and a restart when the
+// supervisor is going to start it again. A non-zero exit or a restart also sends a Datadog event.
+func (m *Metrics) ProcessExited(job string, code int, restarting bool) {
+	c := strconv.Itoa(code)
+	m.exits.WithLabelValues(job, c).Inc()
+	if restarting {
+		m.restarts.WithLabelValues(job).Inc()
+	}
+	if m.dd == nil {
+		return
+	}
+	tags := []string{"job:" + job, "exit_code:" + c}
+	_ = m.dd.Incr(MetricProcessExits, tags, 1)
+	if restarting {
+		_ = m.dd.Incr(MetricProcessRestarts, tags[:1], 1)
+	}
+	if code == 0 && !restarting {
+		return
+	}
+	e := &statsd.Event{
+		Title:          fmt.Sprintf("berth: %s exited with code %d", job, code),
+		Text:           fmt.Sprintf("Job %s exited with code %d.", job, code),
+		AlertType:      statsd.Error,
+		SourceTypeName: "berth",
+		AggregationKey: "berth-" + job,
+		Tags:           tags,
+	}
+	if restarting {
+		e.Title += ", restarting"
+		e.Text += " berth restarts it."
+		if code == 0 {
+			e.AlertType = statsd.Warning
+		}
+	}
+	_ = m.dd.Event(e)
+}
+
+// CheckStatus records the status of a berth check ("passing", "warning", "critical"; anything else is
+// unknown) as the berth.check.status gauge and a Datadog service check.
+func (m *Metrics) CheckStatus(check, service, status string) {
+	code := statsd.Unknown
+	switch status {
+	case "passing":
+		code = statsd.Ok
+	case "warning":
+		code = statsd.Warn
+	case "critical":
+		code = statsd.Critical
+	}
+	m.checks.WithLabelValues(check, service).Set(float64(code))
+	if m.dd == nil {
+		return
+	}
+	tags := []string{"check:" + check, "service:" + service}
+	_ = m.dd.Gauge(MetricCheckStatus, float64(code), tags, 1)
+	_ = m.dd.ServiceCheck(&statsd.ServiceCheck{Name: ServiceCheckName, Status: code, Tags: tags, Message: status})
+}
+
+// SecretsFetched records how long resolving the secrets took, and counts an error when err is not nil.
+func (m *Metrics) SecretsFetched(d time.Duration, err error) {
+	m.fetch.Observe(d.Seconds())
+	if err != nil {
+		m.secErrs.Inc()
+	}
+	if m.dd == nil {
+		return
+	}
+	_ = m.dd.Histogram(MetricSecretsFetch, d.Seconds(), nil, 1)
+	if err != nil {
+		_ = m.dd.Incr(MetricSecretsErrors, nil, 1)
+	}
+}
+
+// ConsulError counts a failed Consul request.
+func (m *Metrics) ConsulError() {
+	m.conErrs.Inc()
+	if m.dd != nil {
+		_ = m.dd.Incr(MetricConsulErrors, nil, 1)
+	}
+}
+
+// validUserMetricName reports whether `berth ctl putmetric NAME=VALUE` accepts name: a DogStatsD name that
+// also maps to a valid Prometheus name.
+func validUserMetricName(name string) bool {
+	if len(name) == 0 || len(name) > 200 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '_' || c == '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// Put sets the user gauge name to value (`berth ctl putmetric NAME=VALUE`). Names are letters, digits, '_'
+// and '.', starting with a letter; the berth. prefix is reserved. The gauge appears in Prometheus with '.'
+// replaced by '_'.
+func (m *Metrics) Put(name string, value float64) error {
+	if !validUserMetricName(name) {
+		return fmt.Errorf("metric name %q: want letters, digits, '_' and '.', starting with a letter", name)
+	}
+	if strings.HasPrefix(name, "berth.") || strings.HasPrefix(name, "berth_") {
+		return fmt.Errorf("metric name %q: the berth prefix is reserved for berth's own metrics", name)
+	}
+	pn := promName(name)
+	m.mu.Lock()
+	g, ok := m.user[pn]
+	if !ok {
+		g = prometheus.NewGauge(prometheus.GaugeOpts{Name: pn, Help: "Set by berth ctl putmetric."})
+		if err := m.reg.Register(g); err != nil {
+			m.mu.Unlock()
+			return fmt.Errorf("metric name %q: %w", name, err)
+		}
+		m.user[pn] = g
+	}
+	m.mu.Unlock()
+	g.Set(value)
+	if m.dd != nil {
+		if err := m.dd.Gauge(name, value, nil, 1); err != nil {
+			return fmt.Errorf("metric %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Close flushes and closes the DogStatsD client and closes the Prometheus listener. Safe to call more than
+// once and after Run returned.
+func (m *Metrics) Close() error {
+	m.closeOnce.Do(func() {
+		var errs []error
+		if m.srv != nil {
+			if err := m.srv.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("prometheus server: %w", err))
+			}
+		}
+		if m.ln != nil {
+			if err := m.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, fmt.Errorf("prometheus listener: %w", err))
+			}
+		}
+		if m.dd != nil {
+			if err := m.dd.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("dogstatsd flush: %w", err))
+			}
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
