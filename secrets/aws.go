@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/berth-dev/berth/discovery/ecsmeta"
 )
@@ -53,6 +54,10 @@ func loadAWS(ctx context.Context, cfgOverride *aws.Config, regionHint, metadataU
 		return nil, &Error{Code: ExitConfig, Err: fmt.Errorf("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")}
 	}
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	// The SDK logs warnings (e.g. S3 checksum notes) to stderr by default; berth's stderr is the
+	// application's log stream, so keep the SDK quiet. Failures reach the caller as errors.
+	cfg.Logger = logging.Nop{}
+	cfg.ClientLogMode = 0
 	// Local S3 look-alikes (moto, MinIO, LocalStack) behind a custom endpoint want path-style addressing.
 	pathStyle := cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != ""
 	return &clients{

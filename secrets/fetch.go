@@ -359,21 +359,22 @@ func (f *fetcher) fetchSSMBatch(ctx, budget context.Context, region string, batc
 		}
 		for _, p := range out.Parameters {
 			name := deref(p.Name)
-			u := byName[name+deref(p.Selector)]
-			if u == nil {
-				// Without a Selector in the answer, match by name (preferring the version number).
-				for _, cand := range batch {
-					if cand.ref.ID == name && cand.item == nil && (cand.ref.SSMSelector == "" || cand.ref.SSMSelector == strconv.FormatInt(p.Version, 10)) {
-						u = cand
-						break
-					}
-				}
-			}
-			if u == nil {
-				for _, cand := range batch {
-					if cand.ref.ID == name && cand.item == nil {
-						u = cand
-						break
+			var u *unit
+			if p.Selector != nil {
+				u = byName[name+*p.Selector]
+			} else {
+				// No Selector in the answer (moto): the same name may come back once per requested version, so
+				// match the version number first, then the unversioned request, then any label.
+				version := strconv.FormatInt(p.Version, 10)
+				for _, want := range []func(*unit) bool{
+					func(c *unit) bool { return c.ref.SSMSelector == version },
+					func(c *unit) bool { return c.ref.SSMSelector == "" },
+					func(c *unit) bool { return true },
+				} {
+					for _, c := range batch {
+						if u == nil && c.ref.ID == name && c.item == nil && want(c) {
+							u = c
+						}
 					}
 				}
 			}
