@@ -82,8 +82,10 @@ func TestClientRoundTrip(t *testing.T) {
 			wantErr: "invalid environment variable name",
 		},
 		{
-			name:      "putmetric",
-			call:      func(ctx context.Context, c *Client) (any, error) { return nil, c.PutMetric(ctx, "queue.depth_max", -1.5) },
+			name: "putmetric",
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return nil, c.PutMetric(ctx, "queue.depth_max", -1.5)
+			},
 			wantCalls: []string{"putmetric queue.depth_max -1.5"},
 		},
 	} {

@@ -36,23 +36,28 @@ type (
 
 // handler routes the API. ctx is the context for backend calls that change state (ends at shutdown).
 func (s *Server) handler(ctx context.Context) http.Handler {
-	mux := http.NewServeMux()
-	// Methods are checked by hand rather than with "GET /v1/status" patterns so that 404 and 405 answers are JSON
-	// like every other error.
-	mux.HandleFunc("/v1/status", s.only(http.MethodGet, s.handleStatus))
-	mux.HandleFunc("/v1/health", s.only(http.MethodGet, s.handleHealth))
-	mux.HandleFunc("/v1/reload", s.only(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
-		s.handleReload(ctx, w, r)
-	}))
-	mux.HandleFunc("/v1/maintenance", s.only(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
-		s.handleMaintenance(ctx, w, r)
-	}))
-	mux.HandleFunc("/v1/env", s.only(http.MethodPost, s.handleEnv))
-	mux.HandleFunc("/v1/metric", s.only(http.MethodPost, s.handleMetric))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	// An exact-path table rather than http.ServeMux: the mux answers unclean paths with HTML redirects and wrong
+	// methods with text/plain, and every answer of this API is JSON.
+	routes := map[string]http.HandlerFunc{
+		"/v1/status": s.only(http.MethodGet, s.handleStatus),
+		"/v1/health": s.only(http.MethodGet, s.handleHealth),
+		"/v1/reload": s.only(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+			s.handleReload(ctx, w, r)
+		}),
+		"/v1/maintenance": s.only(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+			s.handleMaintenance(ctx, w, r)
+		}),
+		"/v1/env":    s.only(http.MethodPost, s.handleEnv),
+		"/v1/metric": s.only(http.MethodPost, s.handleMetric),
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := routes[r.URL.Path]
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %q", r.URL.Path))
+			return
+		}
+		h(w, r)
 	})
-	return mux
 }
 
 func (s *Server) only(method string, h http.HandlerFunc) http.HandlerFunc {
