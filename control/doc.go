@@ -23,9 +23,9 @@
 //
 // # Endpoints
 //
-// Every answer is JSON; every error is {"error": "..."} with the status below. Request bodies are JSON objects
-// of at most 64 KiB (413 above); unknown fields, trailing data and wrong types are 400, as are unknown paths
-// (404) and wrong methods (405, with Allow).
+// Every answer is JSON, errors included: {"error": "..."} with the status below. Paths match exactly (404
+// otherwise, never a redirect) and a wrong method is 405 with Allow. Request bodies are JSON objects of at most
+// 64 KiB (413 above); unknown fields, missing required fields, trailing data and wrong types are 400.
 //
 //	GET  /v1/status       200, Backend.Status() — processes, pids, restarts, checks, registrations, secret
 //	                      references with versions, never values

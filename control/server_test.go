@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -42,13 +43,28 @@ func TestSocketMode(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		mode os.FileMode
+		long bool // a path too long for the bind-beside-and-rename step: bound in place
 		want os.FileMode
 	}{
 		{name: "default", mode: 0, want: 0o600},
 		{name: "group", mode: 0o660, want: 0o660},
+		{name: "long path", mode: 0, long: true, want: 0o600},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := socketPath(t)
+			if tc.long {
+				dir := filepath.Dir(path)
+				if pad := maxSocketPath - len(dir) - len("/b.sock") - 2; pad > 0 {
+					dir = filepath.Join(dir, strings.Repeat("d", pad))
+				}
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				path = filepath.Join(dir, "b.sock")
+				if len(path) > maxSocketPath || len(path)+20 <= maxSocketPath {
+					t.Fatalf("test path of %d bytes does not exercise the fallback", len(path))
+				}
+			}
 			s, err := New(Config{Socket: path, Mode: tc.mode}, &fakeBackend{}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -65,7 +81,7 @@ func TestSocketMode(t *testing.T) {
 				t.Fatalf("want socket with mode %v, have %v", tc.want, have)
 			}
 			// No temporary directory is left beside the socket.
-			entries, err := os.ReadDir(strings.TrimSuffix(path, "/b.sock"))
+			entries, err := os.ReadDir(filepath.Dir(path))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -33,7 +33,11 @@ func listenSocket(path string, mode os.FileMode) (*socket, error) {
 	if err := clearStale(path); err != nil {
 		return nil, err
 	}
-	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".berth-ctl-")
+	dir := filepath.Dir(path)
+	tmpDir, err := os.MkdirTemp(dir, ".berth-ctl-")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("control socket %s: directory %s does not exist: %w", path, dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
