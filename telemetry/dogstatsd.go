@@ -52,14 +52,59 @@ func ResolveDogStatsD(setting string, env func(string) string) (string, error) {
 		}
 		port = p
 	}
-	if h, p, err := net.SplitHostPort(host); err == nil {
-		// DD_AGENT_HOST=host:port: the port given there wins.
-		if err := checkPort(p); err != nil {
-			return "", fmt.Errorf("DD_AGENT_HOST %q: %w", host, err)
-		}
-		return net.JoinHostPort(h, p), nil
+	// DD_AGENT_HOST=host:port: the port given there wins.
+	addr, err := hostPort(host, port)
+	if err != nil {
+		return "", fmt.Errorf("DD_AGENT_HOST %q: %w", host, err)
 	}
-	return net.JoinHostPort(strings.Trim(host, "[]"), port), nil
+	return addr, nil
+}
+
+// hostPort validates HOST:PORT, [IPV6]:PORT, HOST, IPV6 or [IPV6] and returns host:port, with port
+// defaultPort when none is given.
+func hostPort(v, defaultPort string) (string, error) {
+	h, p, err := net.SplitHostPort(v)
+	if err != nil {
+		h, p = v, defaultPort
+		if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+			h = v[1 : len(v)-1]
+		}
+	}
+	if err := checkHost(h); err != nil {
+		return "", err
+	}
+	if err := checkPort(p); err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(h, p), nil
+}
+
+// checkHost accepts a DNS name or an IP address (IPv6 with an optional %zone).
+func checkHost(h string) error {
+	if h == "" {
+		return fmt.Errorf("missing host")
+	}
+	if strings.Contains(h, ":") {
+		ip, zone, hasZone := strings.Cut(h, "%")
+		if net.ParseIP(ip) == nil || hasZone && !isName(zone) {
+			return fmt.Errorf("host %q is neither a name nor an IP address; want udp://HOST:PORT", h)
+		}
+		return nil
+	}
+	if !isName(h) {
+		return fmt.Errorf("host %q is neither a name nor an IP address; want udp://HOST:PORT", h)
+	}
+	return nil
+}
+
+// isName reports whether s is a non-empty run of letters, digits, '.', '-' and '_'.
+func isName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // parseDogStatsDAddr accepts udp://HOST[:PORT], unix:///PATH (and unixgram://, unixstream://), HOST:PORT
@@ -81,19 +126,7 @@ func parseDogStatsDAddr(v string) (string, error) {
 		if rest == "" {
 			return "", fmt.Errorf("missing host")
 		}
-		if h, p, err := net.SplitHostPort(rest); err == nil {
-			if h == "" {
-				return "", fmt.Errorf("missing host")
-			}
-			if err := checkPort(p); err != nil {
-				return "", err
-			}
-			return net.JoinHostPort(h, p), nil
-		}
-		if strings.ContainsAny(rest, "/?#@") || strings.Count(strings.Trim(rest, "[]"), ":") == 1 {
-			return "", fmt.Errorf("want udp://HOST:PORT or unix:///PATH")
-		}
-		return net.JoinHostPort(strings.Trim(rest, "[]"), defaultDogStatsDPort), nil
+		return hostPort(rest, defaultDogStatsDPort)
 	}
 	return "", fmt.Errorf("unknown scheme %q: want udp:// or unix://", scheme)
 }

@@ -163,14 +163,28 @@ func TestDogStatsDUDP(t *testing.T) {
 		name string
 		pred func(statsdLine) bool
 	}{
-		{"starts", func(l statsdLine) bool { return l.name == MetricProcessStarts && l.value == "2" && hasTags(l, "job:main") }},
-		{"exit 1", func(l statsdLine) bool { return l.name == MetricProcessExits && l.value == "1" && hasTags(l, "job:main", "exit_code:1") }},
-		{"exit 137", func(l statsdLine) bool { return l.name == MetricProcessExits && hasTags(l, "job:main", "exit_code:137") }},
+		{"starts", func(l statsdLine) bool {
+			return l.name == MetricProcessStarts && l.value == "2" && hasTags(l, "job:main")
+		}},
+		{"exit 1", func(l statsdLine) bool {
+			return l.name == MetricProcessExits && l.value == "1" && hasTags(l, "job:main", "exit_code:1")
+		}},
+		{"exit 137", func(l statsdLine) bool {
+			return l.name == MetricProcessExits && hasTags(l, "job:main", "exit_code:137")
+		}},
 		{"exit 0", func(l statsdLine) bool { return l.name == MetricProcessExits && hasTags(l, "job:main", "exit_code:0") }},
-		{"restarts", func(l statsdLine) bool { return l.name == MetricProcessRestarts && l.value == "2" && hasTags(l, "job:main") }},
-		{"check gauge", func(l statsdLine) bool { return l.name == MetricCheckStatus && l.value == "2" && hasTags(l, "check:http", "service:web") }},
-		{"service check", func(l statsdLine) bool { return l.kind == "service_check" && l.name == ServiceCheckName && l.value == "2" && hasTags(l, "check:http") }},
-		{"crash event", func(l statsdLine) bool { return l.kind == "event" && strings.Contains(l.raw, "main exited with code 137") && hasTags(l, "exit_code:137") }},
+		{"restarts", func(l statsdLine) bool {
+			return l.name == MetricProcessRestarts && l.value == "2" && hasTags(l, "job:main")
+		}},
+		{"check gauge", func(l statsdLine) bool {
+			return l.name == MetricCheckStatus && l.value == "2" && hasTags(l, "check:http", "service:web")
+		}},
+		{"service check", func(l statsdLine) bool {
+			return l.kind == "service_check" && l.name == ServiceCheckName && l.value == "2" && hasTags(l, "check:http")
+		}},
+		{"crash event", func(l statsdLine) bool {
+			return l.kind == "event" && strings.Contains(l.raw, "main exited with code 137") && hasTags(l, "exit_code:137")
+		}},
 		{"fetch duration", func(l statsdLine) bool { return l.name == MetricSecretsFetch && l.value == "1.5" && l.kind == "h" }},
 		{"secret errors", func(l statsdLine) bool { return l.name == MetricSecretsErrors && l.value == "1" }},
 		{"consul errors", func(l statsdLine) bool { return l.name == MetricConsulErrors && l.value == "1" }},
