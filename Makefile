@@ -5,7 +5,7 @@ VERSION ?= v0.1.0
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TOOLS   := .tools/bin
-APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static
+APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time
 
 export CGO_ENABLED := 0
 export GOTOOLCHAIN := local

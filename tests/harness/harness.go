@@ -93,10 +93,14 @@ func Berth(t testing.TB) string {
 
 // Process is a background component started by the harness.
 type Process struct {
-	Cmd *exec.Cmd
-	Log *bytes.Buffer
-	mu  sync.Mutex
+	Cmd  *exec.Cmd
+	Log  *bytes.Buffer
+	mu   sync.Mutex
+	done chan struct{}
 }
+
+// Exited is closed once the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.done }
 
 type lockedBuffer struct {
 	mu *sync.Mutex
@@ -130,6 +134,7 @@ func Start(t testing.TB, env []string, argv ...string) *Process {
 	}
 	p.Cmd = cmd
 	done := make(chan struct{})
+	p.done = done
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
@@ -209,14 +214,9 @@ func (c *Consul) start() {
 // Stop kills the agent (dev mode loses all state).
 func (c *Consul) Stop() {
 	_ = syscall.Kill(-c.Cmd.Process.Pid, syscall.SIGKILL)
-	for i := 0; i < 100; i++ {
-		if c.Cmd.ProcessState != nil {
-			break
-		}
-		if _, err := net.DialTimeout("tcp", c.Addr, 50*time.Millisecond); err != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case <-c.Exited():
+	case <-time.After(10 * time.Second):
 	}
 }
 
