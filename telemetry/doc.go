@@ -44,9 +44,30 @@
 //     space separated key:value) adds more; DD_ENTITY_ID is used by datadog-go itself;
 //   - ECS_CONTAINER_METADATA_URI_V4 adds ecs_cluster, task_family, task_version, container_name.
 //
-// No other environment value ever becomes a tag, so secret values cannot leak into tags.
+// No other environment value ever becomes a tag, so secret values cannot leak into tags. (datadog-go itself
+// also reads DD_ENV, DD_SERVICE, DD_VERSION and DD_ENTITY_ID from the process environment; berth does not
+// send those tags twice.)
+//
+// Metrics, with their units:
+//
+//   - berth.process.starts, berth.process.exits (tags job, exit_code; 128+N for signal N),
+//     berth.process.restarts (tag job): counters; a Datadog event (alert type error, or warning for a clean
+//     exit that is restarted) on every non-zero exit and every restart;
+//   - berth.process.cpu (tag job): percent of one core used by the job's process tree over the last sample
+//     interval (100 = one full core; utime+stime+cutime+cstime from /proc/PID/stat, USER_HZ 100);
+//   - berth.process.rss (tag job): resident bytes summed over the tree (the root pid from
+//     MetricsConfig.Processes and its descendants by ppid); shared pages count once per process, as in ps;
+//   - berth.check.status (tags check, service): 0 passing, 1 warning, 2 critical, 3 unknown (the Datadog
+//     service check codes), plus the Datadog service check "berth.check" with the same tags;
+//   - berth.secrets.fetch.duration: seconds (DogStatsD histogram, Prometheus histogram);
+//   - berth.secrets.errors, berth.consul.errors: counters;
+//   - berth.uptime: seconds since berth started (sent every sample interval, computed at scrape);
+//   - user gauges from `berth ctl putmetric NAME=VALUE` (NAME: letters, digits, '_', '.'; "berth." reserved).
+//
+// CPU and RSS are sampled every MetricsConfig.SampleInterval (default 10s). DogStatsD counts are aggregated
+// client side (datadog-go's default) and flushed by Close, which Run calls on its way out.
 //
 // Prometheus (telemetry.prometheus / -prometheus ADDR) serves /metrics with the same metrics, '.' replaced
-// by '_', plus the Go runtime and process collectors on a private registry, and /status (JSON from
-// MetricsConfig.Status).
+// by '_' (so counters carry no _total suffix: berth_process_exits{job,exit_code}), plus the Go runtime and
+// process collectors on a private registry, and /status (JSON from MetricsConfig.Status).
 package telemetry
