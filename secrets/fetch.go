@@ -174,9 +174,10 @@ func (f *fetcher) withRetry(ctx, budget context.Context, u *unit, fn func(contex
 	start := time.Now()
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
 		err := fn(ctx)
 		if f.observe != nil {
-			f.observe(u.kind.source(), time.Since(start), err)
+			f.observe(u.kind.source(), time.Since(t0), err)
 		}
 		if err == nil {
 			return nil

@@ -461,6 +461,27 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		}
 	})
 
+	t.Run("ssm parameters batched 10 a call", func(t *testing.T) {
+		var env []string
+		for i := range 23 {
+			a.param(t, fmt.Sprintf("/batch/p%02d", i), fmt.Sprintf("batch-value-%02d", i), true)
+			env = append(env, fmt.Sprintf("P%02d=ssm:/batch/p%02d", i, i), fmt.Sprintf("Q%02d=ssm:/batch/p%02d", i, i))
+		}
+		const get = "AmazonSSM.GetParameters"
+		before := rec.count(get)
+		res, err := mustNew(t, Config{}, nil).Resolve(ctx, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if have := rec.count(get) - before; have != 3 {
+			t.Errorf("want 3 GetParameters calls for 23 names, have %d", have)
+		}
+		m := envMap(res.Env)
+		if m["P17"] != "batch-value-17" || m["Q22"] != "batch-value-22" {
+			t.Errorf("want batched values, have %q %q", m["P17"], m["Q22"])
+		}
+	})
+
 	throttle := func(status int, body string, first int) func(string, int) (int, string) {
 		return func(tg string, n int) (int, string) {
 			if tg == target && n < first {
