@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -31,6 +32,10 @@ type Error struct {
 
 func (e *Error) Error() string {
 	switch {
+	case strings.HasPrefix(e.Var, "secret \"") && e.Ref != "": // a block: secret "db" (prod/db): ...
+		return fmt.Sprintf("%s (%s): %v", e.Var, e.Ref, e.Err)
+	case strings.HasPrefix(e.Var, "secret \""):
+		return fmt.Sprintf("%s: %v", e.Var, e.Err)
 	case e.Var != "" && e.Ref != "":
 		return fmt.Sprintf("secret %s=%s: %v", e.Var, e.Ref, e.Err)
 	case e.Var != "":

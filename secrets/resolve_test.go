@@ -249,6 +249,7 @@ func TestResolveBlocks(t *testing.T) {
 			{Name: "bad", SecretsManager: "prod/db", EnvMap: map[string]string{"X": "nope"}, UID: -1, GID: -1},
 		}}, nil)
 		_, err := r.Resolve(ctx, nil)
+		t.Logf("message: %v", err)
 		if exitCode(err) != ExitUnavailable || !strings.Contains(err.Error(), `secret "bad"`) || !strings.Contains(err.Error(), `"nope"`) {
 			t.Fatalf("want 69 naming the block and key, have %v", err)
 		}
@@ -298,6 +299,7 @@ func TestKMSFileAndCLI(t *testing.T) {
 			r := mustNew(t, Config{Timeout: 10 * time.Second, Blocks: []Block{{Name: "cfg", KMSFile: enc, EncryptionContext: tc.ctx, File: out, UID: -1, GID: -1}}}, nil)
 			res, err := r.Resolve(ctx, nil)
 			if tc.wantCode != 0 {
+				t.Logf("message: %v", err)
 				if exitCode(err) != tc.wantCode || !strings.Contains(err.Error(), `secret "cfg"`) || !strings.Contains(err.Error(), "encryption context") {
 					t.Fatalf("want exit %d with a clear message, have %d: %v", tc.wantCode, exitCode(err), err)
 				}
@@ -527,6 +529,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		start := time.Now()
 		_, err := mustNew(t, Config{Timeout: 2 * time.Second}, nil).Resolve(ctx, []string{"DB_PASSWORD=secretsmanager:s1:a"})
 		elapsed := time.Since(start)
+		t.Logf("message: %v", err)
 		if exitCode(err) != ExitUnavailable {
 			t.Fatalf("want 69, have %d: %v", exitCode(err), err)
 		}
@@ -543,6 +546,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 	t.Run("not found is 69 without retries", func(t *testing.T) {
 		base := rec.count(target)
 		_, err := mustNew(t, Config{}, nil).Resolve(ctx, []string{"GONE=secretsmanager:nope"})
+		t.Logf("message: %v", err)
 		if exitCode(err) != ExitUnavailable || !strings.Contains(err.Error(), "GONE=secretsmanager:nope") || !strings.Contains(err.Error(), "not found") {
 			t.Fatalf("want 69 naming the variable, have %v", err)
 		}
