@@ -327,3 +327,22 @@ func (s *Supervisor) UpdateJobs(ctx context.Context, changed []JobSpec, removed 
 		return nil
 	})
 }
+
+// SetEnv replaces the environment of a unit's next start (secrets resolved in Prepare, peers, refreshes).
+func (s *Supervisor) SetEnv(name string, env []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.units[name]
+	if u == nil {
+		return fmt.Errorf("no job %q", name)
+	}
+	u.job.Env = env
+	return nil
+}
+
+// Units lists the unit names in declaration order (jobs, then "main").
+func (s *Supervisor) Units() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.order...)
+}

@@ -61,7 +61,7 @@ func TestAfterOneshotThenMain(t *testing.T) {
 	s, _, wait := runSup(t, Config{
 		Main:      &main,
 		MainAfter: []string{"migrate"},
-		Jobs: []JobSpec{{Spec: sh("migrate", "sleep 0.3; echo migrate >> "+log), Type: Oneshot, Restart: RestartNever}},
+		Jobs:      []JobSpec{{Spec: sh("migrate", "sleep 0.3; echo migrate >> "+log), Type: Oneshot, Restart: RestartNever}},
 	})
 	if err := wait(); err != nil {
 		t.Fatal(err)

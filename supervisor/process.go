@@ -199,7 +199,6 @@ type startOpts struct {
 	output Output
 	log    hclog.Logger
 	mu     *sync.Mutex // serialises process-wide umask/rlimit changes around fork
-	onExit func(*Process)
 }
 
 // start starts spec under the reaper. Process-wide attributes the child must inherit (umask, rlimits) are set
@@ -307,9 +306,6 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 		p.exit = e
 		p.mu.Unlock()
 		close(p.done)
-		if opts.onExit != nil {
-			opts.onExit(p)
-		}
 	}()
 	return p, nil
 }

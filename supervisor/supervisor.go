@@ -383,6 +383,9 @@ func (s *Supervisor) handleExit(ev unitExit) error {
 	u.lastExit = &e
 	u.proc = nil
 	s.mu.Unlock()
+	if s.cfg.Events != nil {
+		s.cfg.Events.ProcessExited(u.job.Name, e, s.willRestart(u, e))
+	}
 	if u.isMain {
 		s.log.Info("main command exited", "code", e.Code)
 		s.setCode(e.Code)
@@ -409,6 +412,15 @@ func (s *Supervisor) handleExit(ev unitExit) error {
 	return s.handleFailure(u, e)
 }
 
+// willRestart tells whether handleExit will restart u after e (for the restart metric and event).
+func (s *Supervisor) willRestart(u *unit, e Exit) bool {
+	if u.isMain || (e.Code == 0 && (u.job.Type == Oneshot || u.job.Restart == RestartOnFailure)) {
+		return false
+	}
+	restart := u.job.Restart == RestartAlways || (u.job.Restart == RestartOnFailure && e.Code != 0)
+	return restart && (u.job.MaxRestarts == 0 || u.restarts < u.job.MaxRestarts)
+}
+
 // handleFailure decides between a back-off restart, waiting for the next period, and giving up.
 func (s *Supervisor) handleFailure(u *unit, e Exit) error {
 	restart := u.job.Restart == RestartAlways || (u.job.Restart == RestartOnFailure && e.Code != 0)
@@ -419,9 +431,6 @@ func (s *Supervisor) handleFailure(u *unit, e Exit) error {
 		d := u.backoff
 		s.mu.Unlock()
 		s.log.Info("restarting job", "job", u.job.Name, "in", d, "restarts", u.restarts)
-		if s.cfg.Events != nil {
-			s.cfg.Events.ProcessExited(u.job.Name+".restart", e, true)
-		}
 		s.schedule(u, d, stateBackoff)
 		return nil
 	}
@@ -529,14 +538,7 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if spec.User != nil && spec.User.Home != "" {
 		spec.Env = setEnv(spec.Env, "HOME", spec.User.Home)
 	}
-	p, err := start(spec, startOpts{
-		reaper: s.reaper, output: s.cfg.Output, log: s.log, mu: &s.forkMu,
-		onExit: func(p *Process) {
-			if s.cfg.Events != nil {
-				s.cfg.Events.ProcessExited(p.spec.Name, p.exit, false)
-			}
-		},
-	})
+	p, err := start(spec, startOpts{reaper: s.reaper, output: s.cfg.Output, log: s.log, mu: &s.forkMu})
 	if err != nil {
 		return nil, err
 	}

@@ -1,18 +1,27 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"syscall"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/oklog/run"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/control"
+	"github.com/berth-dev/berth/discovery"
+	"github.com/berth-dev/berth/discovery/ecsmeta"
+	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
+	"github.com/berth-dev/berth/telemetry"
 )
 
 func cmdRun(args []string, stdio Stdio, env LookupEnv) int {
@@ -23,89 +32,395 @@ func cmdRun(args []string, stdio Stdio, env LookupEnv) int {
 	if err != nil {
 		return fail(stdio.Err, exitUsage, "%v", err)
 	}
-	if len(command) == 0 && f.config == "" {
+	if f.config == "" && len(command) == 0 {
 		return fail(stdio.Err, exitUsage, "no command to run and no -config (usage: berth [run] [flags] [--] COMMAND [ARG...])")
 	}
-	log, err := newLogger(f.logLevel, f.logFormat, stdio.Err)
+	b, code, err := assemble(f, command, stdio, env)
 	if err != nil {
-		return fail(stdio.Err, exitUsage, "%v", err)
+		return fail(stdio.Err, code, "%v", err)
 	}
-	supCfg, err := supervisorConfig(f, command, stdio)
+	return b.run()
+}
+
+// berth is one assembled run: every component, ready to be wired into the run.Group.
+type berth struct {
+	opts     *options
+	flags    *runFlags
+	log      hclog.Logger
+	env      LookupEnv
+	stdio    Stdio
+	reaper   *supervisor.Reaper
+	sup      *supervisor.Supervisor
+	streamer *telemetry.Streamer
+	metrics  *telemetry.Metrics
+	resolver *secrets.Resolver
+	disc     *discovery.Agent
+	ctl      *control.Server
+	prepared chan struct{} // closed once secrets, registration and peers are ready: the app may start
+	started  time.Time
+	valuesMu sync.Mutex
+	values   []string // resolved secret values, for redaction only; never logged
+}
+
+// assemble builds every component from flags, env and the config file. Nothing is started here except the
+// reaper and listeners that must fail early (Prometheus, control socket); on error they are closed again.
+func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *berth, code int, err error) {
+	b = &berth{flags: f, env: env, stdio: stdio, prepared: make(chan struct{}), started: time.Now()}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	var file *configFile
+	if f.config != "" {
+		cf, err := loadConfigFile(f.config, env)
+		if err != nil {
+			return nil, exitCodeOf(err, exitConfig), err
+		}
+		file = cf
+	}
+	o, err := mergeOptions(f, command, file)
 	if err != nil {
-		return fail(stdio.Err, exitCodeOf(err, exitUsage), "%v", err)
+		return nil, exitCodeOf(err, exitUsage), err
+	}
+	b.opts = o
+	if b.log, err = telemetry.NewLogger(telemetry.LogConfig{Level: o.logLevel, Format: o.logFormat, Output: stdio.Err}); err != nil {
+		return nil, exitUsage, err
+	}
+	getenv := func(k string) string { v, _ := env(k); return v }
+	metadataURI := getenv(ecsmeta.EnvVar)
+
+	// output
+	logsFormat, prefix := "raw", false
+	if file != nil {
+		logsFormat, prefix = file.Logs.Format, file.Logs.Prefix
+	}
+	if b.streamer, err = telemetry.NewStreamer(telemetry.StreamConfig{Format: logsFormat, Prefix: prefix, Redact: o.redact,
+		Stdout: stdio.Out, Stderr: stdio.Err}, b.log.Named("output")); err != nil {
+		return nil, exitConfig, err
 	}
 
-	// The reaper is up before anything can start a process and down after everything stopped: it is not a
-	// run.Group actor because its lifetime must enclose all of them.
-	reaper, err := supervisor.NewReaper(log.Named("reaper"))
+	// discovery
+	dc, hasDiscovery, err := o.discoveryConfig(f, metadataURI)
 	if err != nil {
-		return fail(stdio.Err, exitSoftware, "%v", err)
-	}
-	defer reaper.Close()
-
-	sup, err := supervisor.New(supCfg, reaper, log.Named("supervisor"))
-	if err != nil {
-		return fail(stdio.Err, exitSoftware, "%v", err)
+		return nil, exitCodeOf(err, exitUsage), err
 	}
 
+	// metrics: only when asked for (DogStatsD env or config, Prometheus address)
+	var dogstatsd string
+	if file != nil {
+		dogstatsd = file.Telemetry.DogStatsD
+	}
+	if addr, _ := telemetry.ResolveDogStatsD(dogstatsd, getenv); addr != "" || o.prometheus != "" {
+		b.metrics, err = telemetry.NewMetrics(telemetry.MetricsConfig{
+			DogStatsD: dogstatsd, Prometheus: o.prometheus, Env: getenv, MetadataURI: metadataURI,
+			Status: func() any { return b.status() }, Processes: func() map[string]int { return b.sup.Pids() },
+		}, b.log.Named("metrics"))
+		if err != nil {
+			return nil, exitUsage, err
+		}
+		cleanup = append(cleanup, func() { _ = b.metrics.Close() })
+	}
+
+	if hasDiscovery {
+		dc.Exec = b.execCheck
+		dc.OnCheck = func(c discovery.CheckState) {
+			if b.metrics != nil {
+				b.metrics.CheckStatus(c.Name, c.Service, c.Status)
+			}
+		}
+		if b.disc, err = discovery.New(dc, b.log.Named("consul")); err != nil {
+			return nil, exitCodeOf(err, exitConfig), err
+		}
+	}
+
+	// secrets: the resolver is cheap until it has something to fetch (AWS config is loaded lazily)
+	secCfg := secrets.Config{SkipEnv: o.skipEnv, Blocks: o.secretBlocks(), MetadataURI: metadataURI,
+		NewValues: b.addSecretValues}
+	if file != nil {
+		so := file.SecretsOptions
+		secCfg.Timeout, secCfg.Jitter, secCfg.Concurrency = so.Timeout, so.Jitter, so.Concurrency
+	}
+	if b.metrics != nil {
+		secCfg.Observe = func(_ string, d time.Duration, err error) { b.metrics.SecretsFetched(d, err) }
+	}
+	if b.resolver, err = secrets.New(secCfg, b.log.Named("secrets")); err != nil {
+		return nil, exitCodeOf(err, exitConfig), err
+	}
+
+	// supervisor
+	supCfg := supervisor.Config{
+		KillGrace: o.killGrace, DrainDelay: o.drainDelay, SignalRewrite: o.signalRewrite,
+		Output: b.streamer, Prepare: b.prepare,
+	}
+	if b.metrics != nil {
+		supCfg.Events = metricEvents{b.metrics}
+	}
+	if b.disc != nil {
+		// Shutdown step 1: traffic drains before the application hears anything.
+		supCfg.Drain = append(supCfg.Drain, func(ctx context.Context) {
+			if err := b.disc.Deregister(ctx); err != nil {
+				b.log.Warn("deregistration failed", "error", err)
+			}
+		})
+	}
+	if len(o.command) > 0 {
+		var mp *configProcess
+		if file != nil {
+			mp = file.Main
+		}
+		main := o.specFromProcess(supervisor.MainName, mp, o.command, nil)
+		main.Stdin = true
+		main.TTY = hasControllingTTY(stdio.In)
+		supCfg.Main = &main
+		if mp != nil {
+			supCfg.MainAfter = mp.After
+			supCfg.MainPreStart = hook(mp.PreStart)
+			if h := hook(mp.PreStop); h != nil {
+				h.Name = "main.pre_stop"
+				supCfg.PreStop = append(supCfg.PreStop, *h)
+			}
+			if h := hook(mp.PostStop); h != nil {
+				h.Name = "main.post_stop"
+				supCfg.PostStop = append(supCfg.PostStop, *h)
+			}
+		}
+	}
+	if file != nil {
+		for _, j := range file.Jobs {
+			supCfg.Jobs = append(supCfg.Jobs, o.jobSpec(j))
+		}
+	}
+	supCfg.Resident = b.disc != nil || o.prometheus != ""
+	if b.reaper, err = supervisor.NewReaper(b.log.Named("reaper")); err != nil {
+		return nil, exitSoftware, err
+	}
+	cleanup = append(cleanup, b.reaper.Close)
+	if b.sup, err = supervisor.New(supCfg, b.reaper, b.log.Named("supervisor")); err != nil {
+		return nil, exitConfig, err
+	}
+
+	// control socket: created now so a second berth on the same socket fails before starting anything
+	if o.controlSocket != "" {
+		srv, err := control.New(control.Config{Socket: o.controlSocket}, backend{b}, b.log.Named("control"))
+		if err == nil {
+			err = srv.Listen()
+		}
+		switch {
+		case err == nil:
+			b.ctl = srv
+			cleanup = append(cleanup, func() { _ = srv.Close() })
+		case o.controlExplicit:
+			return nil, exitUnavailable, fmt.Errorf("control socket: %w", err)
+		default:
+			// zero-config berth must run like tini even where it cannot create /var/run/berth.sock
+			b.log.Debug("control socket disabled", "socket", o.controlSocket, "error", err)
+		}
+	}
+	return b, 0, nil
+}
+
+// run wires the actors into one run.Group and returns berth's exit code.
+func (b *berth) run() int {
+	defer b.reaper.Close() // last: every process berth started has been reaped
 	var g run.Group
 	{
-		// supervisor: starts the main command, forwards signals, and owns the shutdown sequence; it is the
-		// actor that normally returns first, after the whole sequence ran.
+		// supervisor: prepares (secrets, registration, peers), starts the main command and jobs, forwards
+		// signals, and owns the shutdown sequence — Consul deregistration first, then the stop signal. It is
+		// the actor that normally returns first, after that whole sequence ran.
 		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return sup.Run(ctx) }, func(error) { cancel() })
+		g.Add(func() error { return b.sup.Run(ctx) }, func(error) { cancel() })
 	}
-	err = g.Run()
-	code := sup.ExitCode()
+	if b.disc != nil {
+		// discovery: runs the checks, reports them to Consul TTL checks, keeps the registration alive. Its
+		// Deregister already ran inside the supervisor's shutdown when this is interrupted.
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if !b.waitPrepared(ctx) {
+				return nil
+			}
+			return b.disc.Run(ctx)
+		}, func(error) { cancel() })
+	}
+	if b.disc != nil && len(b.disc.PeerEnv()) > 0 || b.hasPeerWatch() {
+		// peers: follows each peers block with blocking queries and applies on_change.
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if !b.waitPrepared(ctx) {
+				return nil
+			}
+			return b.disc.WatchPeers(ctx, b.onPeersChange)
+		}, func(error) { cancel() })
+	}
+	if b.hasRefresh() {
+		// secrets refresh: re-reads refreshable secret blocks and applies on_change.
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if !b.waitPrepared(ctx) {
+				return nil
+			}
+			return b.resolver.Run(ctx, b.onSecretChange)
+		}, func(error) { cancel() })
+	}
+	if b.metrics != nil {
+		// metrics: Prometheus endpoint, uptime, /proc sampling; flushes DogStatsD when it returns.
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return b.metrics.Run(ctx) }, func(error) { cancel() })
+	}
+	if b.ctl != nil {
+		// control plane: berth ctl / berth health; the socket is removed when it returns.
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return b.ctl.Run(ctx) }, func(error) { cancel() })
+	}
+	err := g.Run()
+	code := b.sup.ExitCode()
 	if err != nil {
-		fail(stdio.Err, code, "%v", err)
+		if c := exitCodeOf(err, 0); c != 0 && code == 0 {
+			code = c
+		}
+		fail(b.stdio.Err, code, "%v", err)
+	}
+	if b.metrics != nil {
+		_ = b.metrics.Close()
 	}
 	return code
 }
 
-// supervisorConfig turns flags into the supervisor's Config. Errors carry exit code 64 (usage).
-func supervisorConfig(f *runFlags, command []string, stdio Stdio) (supervisor.Config, error) {
-	var cfg supervisor.Config
-	stopSig, err := supervisor.ParseSignal(f.stopSignal)
+func (b *berth) waitPrepared(ctx context.Context) bool {
+	select {
+	case <-b.prepared:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (b *berth) hasPeerWatch() bool {
+	return b.disc != nil && (len(b.flags.peersService) > 0 || (b.opts.file != nil && len(b.opts.file.Peers) > 0))
+}
+
+func (b *berth) hasRefresh() bool {
+	for _, s := range b.opts.secretBlocks() {
+		if s.Refresh > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// prepare runs before any process starts: secrets (all units' environments in one resolution), then
+// Consul registration (required semantics), then the initial peer lookup. Any failure starts nothing.
+func (b *berth) prepare(ctx context.Context) error {
+	units := map[string]map[string]string{}
+	if b.opts.file != nil {
+		if m := b.opts.file.Main; m != nil && len(m.Env) > 0 {
+			units[supervisor.MainName] = m.Env
+		}
+		for _, j := range b.opts.file.Jobs {
+			if len(j.Env) > 0 {
+				units[j.Name] = j.Env
+			}
+		}
+	}
+	res, err := b.resolver.Resolve(ctx, combinedEnv(hostEnv(), units))
 	if err != nil {
-		return cfg, usageErr("-stop-signal: %v", err)
+		return err
 	}
-	rewrite := map[syscall.Signal]syscall.Signal{}
-	for _, r := range f.signalRewrite {
-		from, to, err := supervisor.ParseRewrite(r)
+	b.addSecretValues(res.Values)
+	shared, perUnit := splitEnv(res.Env)
+
+	var peerEnv []string
+	if b.disc != nil {
+		if err := b.disc.Register(ctx); err != nil {
+			return err
+		}
+		pe, err := b.disc.ResolvePeers(ctx)
 		if err != nil {
-			return cfg, usageErr("-signal-rewrite: %v", err)
+			return err
 		}
-		rewrite[from] = to
+		peerEnv = mapEnv(pe)
 	}
-	var cred *supervisor.Credential
-	if f.user != "" {
-		if cred, err = supervisor.LookupUser(f.user); err != nil {
-			return cfg, usageErr("-user: %v", err)
-		}
-	}
-	if f.stopTimeout < 0 || f.killGrace < 0 || f.drainDelay < 0 {
-		return cfg, usageErr("durations must not be negative")
-	}
-	cfg = supervisor.Config{
-		KillGrace:     f.killGrace,
-		DrainDelay:    f.drainDelay,
-		SignalRewrite: rewrite,
-	}
-	if len(command) > 0 {
-		cfg.Main = &supervisor.Spec{
-			Name:        "main",
-			Argv:        command,
-			Env:         os.Environ(),
-			User:        cred,
-			Umask:       -1,
-			StopSignal:  stopSig,
-			StopTimeout: f.stopTimeout,
-			Stdin:       true,
-			TTY:         hasControllingTTY(stdio.In),
+	for _, name := range b.sup.Units() {
+		if err := b.sup.SetEnv(name, mergeEnv(shared, perUnit[name], peerEnv)); err != nil {
+			return err
 		}
 	}
-	return cfg, nil
+	close(b.prepared)
+	return nil
+}
+
+// addSecretValues adds resolved plaintexts to the set the output redactor replaces; a refresh adds the new
+// values while keeping the old ones (a process may still print a value it read before the rotation).
+func (b *berth) addSecretValues(v []string) {
+	b.valuesMu.Lock()
+	defer b.valuesMu.Unlock()
+	b.values = append(b.values, v...)
+	b.streamer.SetRedactions(b.values)
+}
+
+// onPeersChange applies a peers block's on_change to the main command.
+func (b *berth) onPeersChange(name, action string) {
+	b.log.Info("peers changed", "peers", name, "action", action)
+	for k, v := range b.disc.PeerEnv() {
+		b.sup.PutEnv(k, v)
+	}
+	b.apply(action)
+}
+
+// onSecretChange applies a secret block's on_change after a refresh found a new version.
+func (b *berth) onSecretChange(block, action string) {
+	b.log.Info("secret changed", "secret", block, "action", action)
+	if action == "restart" {
+		_, perUnit := splitEnv(b.resolver.Env())
+		shared, _ := splitEnv(b.resolver.Env())
+		for _, name := range b.sup.Units() {
+			_ = b.sup.SetEnv(name, mergeEnv(shared, perUnit[name], mapEnv(b.peerEnv())))
+		}
+	}
+	b.apply(action)
+}
+
+func (b *berth) peerEnv() map[string]string {
+	if b.disc == nil {
+		return nil
+	}
+	return b.disc.PeerEnv()
+}
+
+// apply performs an on_change action on the main command (or, without one, on every job).
+func (b *berth) apply(action string) {
+	targets := []string{supervisor.MainName}
+	if b.opts.command == nil {
+		targets = b.sup.Units()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, t := range targets {
+		switch {
+		case action == "restart":
+			if err := b.sup.Restart(ctx, t); err != nil {
+				b.log.Warn("restart failed", "job", t, "error", err)
+			}
+		case strings.HasPrefix(action, "signal:"):
+			sig, err := supervisor.ParseSignal(strings.TrimPrefix(action, "signal:"))
+			if err == nil {
+				err = b.sup.SignalJob(ctx, t, sig)
+			}
+			if err != nil {
+				b.log.Warn("signal failed", "job", t, "error", err)
+			}
+		}
+	}
+}
+
+// execCheck runs an exec check through the supervisor (the only wait4 owner).
+func (b *berth) execCheck(ctx context.Context, argv []string) (int, []byte, error) {
+	spec := supervisor.Spec{Name: "check", Argv: argv, Env: os.Environ(), Umask: -1}
+	return b.sup.Exec(ctx, spec, &bytes.Buffer{})
 }
 
 // hasControllingTTY reports whether f is a terminal that is berth's controlling terminal (docker run -it).
@@ -132,13 +447,15 @@ func usageErr(format string, a ...any) error {
 	return &codedError{code: exitUsage, msg: fmt.Sprintf(format, a...)}
 }
 
-func newLogger(level, format string, w interface{ Write([]byte) (int, error) }) (hclog.Logger, error) {
-	lvl := hclog.LevelFromString(level)
-	if lvl == hclog.NoLevel {
-		return nil, fmt.Errorf("-log-level: unknown level %q (trace, debug, info, warn, error)", level)
-	}
-	if format != "text" && format != "json" {
-		return nil, fmt.Errorf("-log-format: unknown format %q (text, json)", format)
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "berth", Level: lvl, Output: w, JSONFormat: format == "json"}), nil
+// metricEvents adapts telemetry.Metrics to the supervisor's Events.
+type metricEvents struct{ m *telemetry.Metrics }
+
+func (e metricEvents) ProcessStarted(job string, _ int) { e.m.ProcessStarted(job) }
+func (e metricEvents) ProcessExited(job string, x supervisor.Exit, restarting bool) {
+	e.m.ProcessExited(job, x.Code, restarting)
 }
+
+type (
+	configFile    = config.File
+	configProcess = config.Process
+)

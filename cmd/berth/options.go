@@ -1,0 +1,359 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/discovery"
+	"github.com/berth-dev/berth/secrets"
+	"github.com/berth-dev/berth/supervisor"
+)
+
+// options is the merged view of flags, BERTH_* variables and the config file (flag > env > file > default).
+type options struct {
+	file *config.File // nil without -config
+
+	logLevel, logFormat string
+	stopSignal          syscall.Signal
+	stopTimeout         time.Duration
+	killGrace           time.Duration
+	drainDelay          time.Duration
+	signalRewrite       map[syscall.Signal]syscall.Signal
+	user                *supervisor.Credential
+	controlSocket       string
+	controlExplicit     bool // the socket was asked for: failing to create it is an error
+	redact              bool
+	skipEnv             []string
+	prometheus          string
+	command             []string // main command (command line wins over main.command)
+}
+
+// loadConfigFile loads path with the expression functions wired to the secrets package.
+func loadConfigFile(path string, env LookupEnv) (*config.File, error) {
+	return config.Load(path, config.Funcs{
+		Env: env,
+		Secret: func(ref string) (string, error) {
+			if _, ok, err := secrets.ParseRef(ref); err != nil {
+				return "", err
+			} else if !ok {
+				return "", fmt.Errorf("%q is not a secret reference (secretsmanager:, ssm:, kms: or an ARN)", ref)
+			}
+			return secrets.Marker(ref), nil
+		},
+		CheckRef: func(v string) error {
+			_, _, err := secrets.ParseRef(v)
+			return err
+		},
+	})
+}
+
+// mergeOptions applies flag > env > file > default. f.set says which flags came from the command line or
+// BERTH_*; their values win over the file.
+func mergeOptions(f *runFlags, command []string, file *config.File) (*options, error) {
+	o := &options{file: file, command: command}
+	pick := func(name string, flagVal, fileVal string) string {
+		if f.set[name] || fileVal == "" {
+			return flagVal
+		}
+		return fileVal
+	}
+	pickDur := func(name string, flagVal time.Duration, fileVal *time.Duration) time.Duration {
+		if f.set[name] || fileVal == nil {
+			return flagVal
+		}
+		return *fileVal
+	}
+	var fileLevel, fileFormat, fileUser, fileSocket, filePrometheus string
+	var fileStop, fileKill, fileDrain *time.Duration
+	if file != nil {
+		fileLevel, fileFormat, fileUser, fileSocket = file.LogLevel, file.LogFormat, file.User, file.ControlSocket
+		fileStop, fileKill, fileDrain = file.StopTimeout, file.KillGrace, file.DrainDelay
+		filePrometheus = file.Telemetry.Prometheus
+	}
+	o.logLevel = pick("log-level", f.logLevel, fileLevel)
+	o.logFormat = pick("log-format", f.logFormat, fileFormat)
+	o.stopTimeout = pickDur("stop-timeout", f.stopTimeout, fileStop)
+	o.killGrace = pickDur("kill-grace", f.killGrace, fileKill)
+	o.drainDelay = pickDur("drain-delay", f.drainDelay, fileDrain)
+	o.prometheus = pick("prometheus", f.prometheus, filePrometheus)
+	if o.stopTimeout < 0 || o.killGrace < 0 || o.drainDelay < 0 {
+		return nil, usageErr("-stop-timeout, -kill-grace and -drain-delay must not be negative")
+	}
+
+	var err error
+	if o.stopSignal, err = supervisor.ParseSignal(f.stopSignal); err != nil {
+		return nil, usageErr("-stop-signal: %v", err)
+	}
+	if !f.set["stop-signal"] && file != nil && file.StopSignal != 0 {
+		o.stopSignal = file.StopSignal
+	}
+
+	o.signalRewrite = map[syscall.Signal]syscall.Signal{}
+	if file != nil {
+		for from, to := range file.SignalRewrite {
+			o.signalRewrite[from] = to
+		}
+	}
+	for _, r := range f.signalRewrite {
+		from, to, err := supervisor.ParseRewrite(r)
+		if err != nil {
+			return nil, usageErr("-signal-rewrite: %v", err)
+		}
+		o.signalRewrite[from] = to
+	}
+
+	if u := pick("user", f.user, fileUser); u != "" {
+		if f.set["user"] || file == nil || file.Credential == nil {
+			if o.user, err = supervisor.LookupUser(u); err != nil {
+				return nil, usageErr("-user: %v", err)
+			}
+		} else {
+			o.user = file.Credential
+		}
+	}
+
+	o.controlSocket = pick("control-socket", f.controlSocket, fileSocket)
+	o.controlExplicit = f.set["control-socket"] || fileSocket != ""
+	if o.controlSocket == "off" {
+		o.controlSocket = ""
+	}
+
+	o.redact = f.redact
+	if !f.set["redact"] && file != nil && file.Redact != nil {
+		o.redact = *file.Redact
+	}
+	o.skipEnv = append([]string(nil), f.noResolve...)
+	if file != nil {
+		o.skipEnv = append(o.skipEnv, file.SecretsOptions.SkipEnv...)
+	}
+	if len(o.command) == 0 && file != nil && file.Main != nil {
+		o.command = file.Main.Command
+	}
+	return o, nil
+}
+
+// specFromProcess builds a supervisor spec from a main or job block, with the top-level defaults.
+func (o *options) specFromProcess(name string, p *config.Process, argv []string, base []string) supervisor.Spec {
+	sp := supervisor.Spec{
+		Name:        name,
+		Argv:        argv,
+		Env:         base,
+		User:        o.user,
+		Umask:       -1,
+		StopSignal:  o.stopSignal,
+		StopTimeout: o.stopTimeout,
+	}
+	if p == nil {
+		return sp
+	}
+	sp.Dir = p.Dir
+	if p.Credential != nil {
+		sp.User = p.Credential
+	}
+	if p.Umask != nil {
+		sp.Umask = int(*p.Umask)
+	}
+	sp.Rlimits = p.Rlimits
+	if p.StopSignal != 0 {
+		sp.StopSignal = p.StopSignal
+	}
+	if p.StopTimeout != nil {
+		sp.StopTimeout = *p.StopTimeout
+	}
+	return sp
+}
+
+func hook(h *config.Hook) *supervisor.Hook {
+	if h == nil {
+		return nil
+	}
+	return &supervisor.Hook{Argv: h.Command, Timeout: h.Timeout}
+}
+
+// jobSpec converts a job block.
+func (o *options) jobSpec(j config.Job) supervisor.JobSpec {
+	return supervisor.JobSpec{
+		Spec:        o.specFromProcess(j.Name, &j.Process, j.Command, nil),
+		Type:        j.Type,
+		Every:       j.Every,
+		Restart:     j.Restart,
+		MaxRestarts: j.MaxRestarts,
+		Optional:    j.Optional,
+		After:       j.After,
+		PreStart:    hook(j.PreStart),
+		PreStop:     hook(j.PreStop),
+		PostStop:    hook(j.PostStop),
+	}
+}
+
+// envSep separates a unit name from a variable name in the combined list given to the secrets resolver, so
+// that every unit's env is resolved in one pass (each distinct secret fetched once). It cannot appear in a
+// real variable name.
+const envSep = "\x1f"
+
+// combinedEnv is berth's environment plus every unit's own env (with secret() markers), namespaced.
+func combinedEnv(base []string, units map[string]map[string]string) []string {
+	out := append([]string(nil), base...)
+	names := make([]string, 0, len(units))
+	for n := range units {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		keys := make([]string, 0, len(units[n]))
+		for k := range units[n] {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = append(out, n+envSep+k+"="+units[n][k])
+		}
+	}
+	return out
+}
+
+// splitEnv takes a resolved combined list apart: the shared environment, plus each unit's overrides.
+func splitEnv(resolved []string) (shared []string, perUnit map[string][]string) {
+	perUnit = map[string][]string{}
+	for _, kv := range resolved {
+		if unit, rest, ok := strings.Cut(kv, envSep); ok && !strings.Contains(unit, "=") {
+			perUnit[unit] = append(perUnit[unit], rest)
+			continue
+		}
+		shared = append(shared, kv)
+	}
+	return shared, perUnit
+}
+
+// mergeEnv overlays add (KEY=VALUE) onto base; later entries win.
+func mergeEnv(base []string, add ...[]string) []string {
+	idx := map[string]int{}
+	out := make([]string, 0, len(base))
+	put := func(kv string) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			return
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	for _, kv := range base {
+		put(kv)
+	}
+	for _, l := range add {
+		for _, kv := range l {
+			put(kv)
+		}
+	}
+	return out
+}
+
+func mapEnv(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// secretBlocks converts the config's secret blocks; file owners default to the main command's user.
+func (o *options) secretBlocks() []secrets.Block {
+	if o.file == nil {
+		return nil
+	}
+	var out []secrets.Block
+	for _, s := range o.file.Secrets {
+		b := secrets.Block{
+			Name: s.Name, KMSFile: s.KMSFile, SecretsManager: s.SecretsManager, VersionStage: s.VersionStage,
+			VersionID: s.VersionID, SSM: s.SSM, SSMPath: s.SSMPath, S3: s.S3, EncryptionContext: s.EncryptionContext,
+			Env: s.Env, EnvMap: s.EnvKeys, EnvPrefix: s.EnvPrefix, File: s.File, Mode: s.Mode,
+			UID: -1, GID: -1, Refresh: s.Refresh, OnChange: s.OnChange.String(),
+		}
+		owner := s.Credential
+		if owner == nil {
+			owner = o.user
+			if o.file.Main != nil && o.file.Main.Credential != nil {
+				owner = o.file.Main.Credential
+			}
+		}
+		if owner != nil {
+			b.UID, b.GID = int(owner.UID), int(owner.GID)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// discoveryConfig builds discovery's config from the file and the zero-config flags. ok=false means
+// there is nothing to register or follow.
+func (o *options) discoveryConfig(f *runFlags, metadataURI string) (discovery.Config, bool, error) {
+	var dc discovery.Config
+	dc.MetadataURI = metadataURI
+	if o.file != nil {
+		if c := o.file.Consul; c != nil {
+			dc.Consul = discovery.ConsulConfig{Address: c.Address, Token: c.Token, TokenFile: c.TokenFile,
+				Scheme: c.Scheme, CACert: c.CAFile, CAPath: c.CAPath, ClientCert: c.ClientCert,
+				ClientKey: c.ClientKey, TLSServerName: c.TLSServerName, InsecureSkipVerify: c.InsecureSkipVerify,
+				Datacenter: c.Datacenter, Required: c.Required, Timeout: c.Timeout}
+		}
+		for _, s := range o.file.Services {
+			sc := discovery.ServiceConfig{Name: s.Name, ID: s.ID, Port: s.Port, Address: s.Address, Tags: s.Tags,
+				Meta: s.Meta, DeregisterCriticalAfter: s.DeregisterCriticalAfter}
+			for _, c := range s.Checks {
+				sc.Checks = append(sc.Checks, discovery.CheckConfig{Name: c.Name, HTTP: c.HTTP, TCP: c.TCP, Exec: c.Exec,
+					Interval: c.Interval, Timeout: c.Timeout, InitialStatus: c.InitialStatus,
+					SuccessBeforePassing: c.SuccessBeforePassing, FailuresBeforeCritical: c.FailuresBeforeCritical})
+			}
+			dc.Services = append(dc.Services, sc)
+		}
+		for _, p := range o.file.Peers {
+			pass := p.PassingOnly
+			dc.Peers = append(dc.Peers, discovery.PeersConfig{Name: p.Name, Service: p.Service, Tag: p.Tag,
+				PassingOnly: &pass, IncludeSelf: p.IncludeSelf, Min: p.Min, Wait: p.Wait, Env: p.Env, File: p.File,
+				Template: p.Template, OnChange: p.OnChange.String()})
+		}
+	}
+	// zero-config flags
+	if f.service != "" || f.port != 0 {
+		sc := discovery.ServiceConfig{Name: f.service, Port: f.port}
+		add := func(c discovery.CheckConfig) {
+			c.Interval = f.checkInterval
+			sc.Checks = append(sc.Checks, c)
+		}
+		if f.checkHTTP != "" {
+			add(discovery.CheckConfig{HTTP: f.checkHTTP})
+		}
+		if f.checkTCP != "" {
+			add(discovery.CheckConfig{TCP: f.checkTCP})
+		}
+		if f.checkExec != "" {
+			add(discovery.CheckConfig{Exec: []string{"/bin/sh", "-c", f.checkExec}})
+		}
+		if sc.Name == "" && metadataURI == "" {
+			return dc, false, usageErr("-port needs -service when not running on ECS (on ECS the task family is the name)")
+		}
+		dc.Services = append(dc.Services, sc)
+	} else if f.checkHTTP != "" || f.checkTCP != "" || f.checkExec != "" {
+		return dc, false, usageErr("-check-http, -check-tcp and -check-exec need -service or -port")
+	}
+	if f.peersService != "" {
+		dc.Peers = append(dc.Peers, discovery.PeersConfig{Name: "peers", Service: f.peersService, Env: f.peersEnv,
+			Min: f.peersMin, Wait: f.peersWait})
+	}
+	if len(dc.Services) == 0 && len(dc.Peers) == 0 {
+		return dc, false, nil
+	}
+	if err := dc.Validate(); err != nil {
+		return dc, false, &codedError{code: exitConfig, msg: err.Error()}
+	}
+	return dc, true, nil
+}
+
+func hostEnv() []string { return os.Environ() }
