@@ -30,6 +30,13 @@ func main() {
 		zombies    = flag.Bool("count-zombies", false, "print zombies=N: zombie processes whose parent is our parent")
 		httpAddr   = flag.String("http", "", "serve GET /health (200, or 500 after /fail) on this address")
 		say        = flag.String("say", "", "print this line to stdout")
+		stamp      = flag.String("stamp", "", "append the start time (unix nanoseconds) and pid as one line to this file")
+		printUmask = flag.Bool("umask", false, "print umask=OOOO")
+		printCwd   = flag.Bool("cwd", false, "print cwd=DIR")
+		catOut     = flag.String("cat", "", "copy this file to stdout (one write per 64 KiB)")
+		catErr     = flag.String("cat-err", "", "copy this file to stderr")
+		interleave = flag.Int("interleave", 0, "write N lines alternating stdout \"out I\" and stderr \"err I\", one write(2) each")
+		spew       = flag.Int64("spew", 0, "write this many bytes to stdout as 100-byte lines, then exit (throughput benchmark)")
 	)
 	flag.Parse()
 	logf := func(format string, a ...any) {
@@ -59,6 +66,36 @@ func main() {
 		var r syscall.Rlimit
 		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
 		fmt.Printf("nofile=%d:%d\n", r.Cur, r.Max)
+	}
+	if *printUmask {
+		m := syscall.Umask(0)
+		syscall.Umask(m)
+		fmt.Printf("umask=%04o\n", m)
+	}
+	if *printCwd {
+		wd, _ := os.Getwd()
+		fmt.Printf("cwd=%s\n", wd)
+	}
+	if *stamp != "" {
+		f, err := os.OpenFile(*stamp, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testapp:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(f, "%d %d\n", time.Now().UnixNano(), os.Getpid())
+		f.Close()
+	}
+	copyFile(*catOut, os.Stdout)
+	copyFile(*catErr, os.Stderr)
+	for i := 0; i < *interleave; i++ {
+		if i%2 == 0 {
+			fmt.Fprintf(os.Stdout, "out %d\n", i)
+		} else {
+			fmt.Fprintf(os.Stderr, "err %d\n", i)
+		}
+	}
+	if *spew > 0 {
+		spewLines(*spew)
 	}
 	if *zombies {
 		fmt.Printf("zombies=%d\n", countZombies(os.Getppid()))
@@ -113,6 +150,50 @@ func main() {
 		case <-timeout:
 			os.Exit(*code)
 		}
+	}
+}
+
+func copyFile(path string, w *os.File) {
+	if path == "" {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testapp:", err)
+		os.Exit(2)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				os.Exit(3)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// spewLines writes n bytes of 100-byte lines in 1 MiB writes.
+func spewLines(n int64) {
+	line := []byte(strings.Repeat("abcdefghij", 10))
+	line[99] = '\n'
+	chunk := make([]byte, 0, 1<<20)
+	for len(chunk)+100 <= cap(chunk) {
+		chunk = append(chunk, line...)
+	}
+	for n > 0 {
+		b := chunk
+		if int64(len(b)) > n {
+			b = b[:n]
+		}
+		if _, err := os.Stdout.Write(b); err != nil {
+			os.Exit(3)
+		}
+		n -= int64(len(b))
 	}
 }
 
