@@ -115,9 +115,23 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 	if file != nil {
 		dogstatsd = file.Telemetry.DogStatsD
 	}
+	metricsEnv := getenv
+	if file != nil && len(file.Telemetry.Tags) > 0 {
+		// telemetry.tags join DD_TAGS: one place where global tags come from
+		tags := strings.Join(file.Telemetry.Tags, ",")
+		metricsEnv = func(k string) string {
+			if k == "DD_TAGS" {
+				if v := getenv(k); v != "" {
+					return v + "," + tags
+				}
+				return tags
+			}
+			return getenv(k)
+		}
+	}
 	if addr, _ := telemetry.ResolveDogStatsD(dogstatsd, getenv); addr != "" || o.prometheus != "" {
 		b.metrics, err = telemetry.NewMetrics(telemetry.MetricsConfig{
-			DogStatsD: dogstatsd, Prometheus: o.prometheus, Env: getenv, MetadataURI: metadataURI,
+			DogStatsD: dogstatsd, Prometheus: o.prometheus, Env: metricsEnv, MetadataURI: metadataURI,
 			Status: func() any { return b.status() }, Processes: func() map[string]int { return b.sup.Pids() },
 		}, b.log.Named("metrics"))
 		if err != nil {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/config"
+)
+
+func envOf(m map[string]string) LookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestFlagEnvPrecedence(t *testing.T) {
+	cases := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		fileStop  *time.Duration
+		wantStop  time.Duration
+		wantRules int
+	}{
+		{"default", nil, nil, nil, 10 * time.Second, 0},
+		{"file", nil, nil, ptr(25 * time.Second), 25 * time.Second, 0},
+		{"env beats file", nil, map[string]string{"BERTH_STOP_TIMEOUT": "3s"}, ptr(25 * time.Second), 3 * time.Second, 0},
+		{"flag beats env", []string{"-stop-timeout", "1s"}, map[string]string{"BERTH_STOP_TIMEOUT": "3s"}, ptr(25 * time.Second), time.Second, 0},
+		{"repeatable from env", nil, map[string]string{"BERTH_SIGNAL_REWRITE": "TERM:QUIT,HUP:USR1"}, nil, 10 * time.Second, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, rest, err := parseRunFlags(append(c.args, "app"), envOf(c.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rest) != 1 || rest[0] != "app" {
+				t.Fatalf("command: %v", rest)
+			}
+			var file *config.File
+			if c.fileStop != nil {
+				file = &config.File{StopTimeout: c.fileStop}
+			}
+			o, err := mergeOptions(f, rest, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.stopTimeout != c.wantStop || len(o.signalRewrite) != c.wantRules {
+				t.Fatalf("want %s/%d rules, have %s/%d", c.wantStop, c.wantRules, o.stopTimeout, len(o.signalRewrite))
+			}
+		})
+	}
+}
+
+func TestBadEnvValueNamesTheVariable(t *testing.T) {
+	_, _, err := parseRunFlags([]string{"app"}, envOf(map[string]string{"BERTH_KILL_GRACE": "soon"}), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "BERTH_KILL_GRACE") {
+		t.Fatalf("want an error naming BERTH_KILL_GRACE, have %v", err)
+	}
+}
+
+func TestMainDispatch(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main([]string{"version"}, Stdio{Out: &out, Err: &errb}, envOf(nil)); code != 0 || !strings.HasPrefix(out.String(), "berth v") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	errb.Reset()
+	if code := Main(nil, Stdio{Out: &out, Err: &errb}, envOf(nil)); code != exitUsage || !strings.HasPrefix(errb.String(), "berth: ") {
+		t.Fatalf("no command: %d %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := Main([]string{"validate"}, Stdio{Out: &out, Err: &errb}, envOf(nil)); code != exitUsage {
+		t.Fatalf("validate without -config: %d %q", code, errb.String())
+	}
+}
+
+func TestCombinedEnvRoundTrip(t *testing.T) {
+	base := []string{"PATH=/bin", "A=1"}
+	units := map[string]map[string]string{"main": {"A": "2", "B": "x=y"}, "job1": {"C": "3"}}
+	shared, per := splitEnv(combinedEnv(base, units))
+	if strings.Join(shared, " ") != "PATH=/bin A=1" {
+		t.Fatalf("shared: %v", shared)
+	}
+	main := mergeEnv(shared, per["main"])
+	if strings.Join(main, " ") != "PATH=/bin A=2 B=x=y" {
+		t.Fatalf("main: %v", main)
+	}
+	if strings.Join(mergeEnv(shared, per["job1"]), " ") != "PATH=/bin A=1 C=3" {
+		t.Fatalf("job1: %v", per["job1"])
+	}
+}
+
+func TestSignalRewriteFromFileAndFlag(t *testing.T) {
+	f, rest, err := parseRunFlags([]string{"-signal-rewrite", "HUP:USR2", "app"}, envOf(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := mergeOptions(f, rest, &config.File{SignalRewrite: map[syscall.Signal]syscall.Signal{syscall.SIGTERM: syscall.SIGQUIT}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.signalRewrite[syscall.SIGTERM] != syscall.SIGQUIT || o.signalRewrite[syscall.SIGHUP] != syscall.SIGUSR2 {
+		t.Fatalf("rewrite: %v", o.signalRewrite)
+	}
+}
+
+func ptr(d time.Duration) *time.Duration { return &d }
