@@ -56,16 +56,24 @@ echo
 
 echo "== init cost of berth's dependencies"
 {
-echo "## Package init (GODEBUG=inittrace=1 berth -- true), 5 runs"
+echo "## Package init (GODEBUG=inittrace=1 berth -- true), 5 runs, ms"
 echo
-echo "| run | total init ms | slowest package |"
-echo "|---|---|---|"
+echo "| run | total | aws-sdk-go-v2 | prometheus | hcl/cty | everything else | init heap KiB |"
+echo "|---|---|---|---|---|---|---|"
 for i in 1 2 3 4 5; do
-  GODEBUG=inittrace=1 "$BERTH" -- /bin/true 2>"$tmp/init" || true
-  total=$(awk '/^init / {s+=$5} END {printf "%.2f", s}' "$tmp/init")
-  slow=$(awk '/^init / {print $5, $2}' "$tmp/init" | sort -rn | head -1)
-  echo "| $i | $total | $slow |"
+  GODEBUG=inittrace=1 "$BERTH" -control-socket off -- /bin/true 2>"$tmp/init" || true
+  awk -v run=$i '/^init / {t=$5; b+=$8; s+=t; if ($2 ~ /aws/) a+=t; else if ($2 ~ /prometheus/) p+=t; else if ($2 ~ /hcl|cty/) h+=t; else o+=t}
+    END {printf "| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %d |\n", run, s, a, p, h, o, b/1024}' "$tmp/init"
 done
+echo
+echo "Resident memory of an idle berth, split (from /proc/PID/smaps_rollup, KiB):"
+echo
+"$BERTH" -control-socket off -- sleep 3 & pid=$!
+sleep 1.5
+echo '```'
+grep -E '^(Rss|Pss_Anon|Pss_File)' /proc/$pid/smaps_rollup
+echo '```'
+wait $pid || true
 echo
 } >> "$out"
 

@@ -260,7 +260,7 @@ func (b *berth) run() int {
 			return b.disc.Run(ctx)
 		}, func(error) { cancel() })
 	}
-	if b.disc != nil && len(b.disc.PeerEnv()) > 0 || b.hasPeerWatch() {
+	if b.hasPeerWatch() {
 		// peers: follows each peers block with blocking queries and applies on_change.
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
