@@ -278,7 +278,7 @@ func (d *decoder) job(b *hcl.Block) Job {
 		def = JobOneshot
 	}
 	j.Type = d.oneOf(a, "type", def, JobOneshot, JobService)
-	if j.Type == JobService && a["every"] != nil {
+	if j.Type == JobService && j.Every > 0 { // a bad every is reported once, as a bad duration
 		d.errf(a["every"].NameRange, "every: only a oneshot job can be periodic")
 	}
 	def = RestartAlways
