@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -177,62 +174,10 @@ func osExec(ctx context.Context, argv []string) (int, []byte, error) {
 	return 0, out, nil
 }
 
-// consul is a `consul agent -dev` that can be stopped and restarted on the same HTTP port.
-//
-// It mirrors harness.StartConsul, whose Stop reads exec.Cmd.ProcessState while the harness's own goroutine is in
-// cmd.Wait — a data race that fails every -race run using Stop/Restart. Until the harness is fixed, these tests
-// manage the process lifecycle themselves (stopping by process group, never touching ProcessState).
-type consul struct {
-	t    testing.TB
-	Addr string
-	args []string
-	proc *harness.Process
-}
-
-func startConsul(t testing.TB) (*consul, *api.Client) {
+// startConsul starts a real `consul agent -dev` (stoppable and restartable on the same port) and returns an
+// uncounted client for the test's own view.
+func startConsul(t testing.TB) (*harness.Consul, *api.Client) {
 	t.Helper()
-	port := harness.FreePort(t)
-	c := &consul{t: t, Addr: "127.0.0.1:" + strconv.Itoa(port)}
-	c.args = []string{harness.Tool(t, "consul"), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-http-port", strconv.Itoa(port), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-serf-lan-port", strconv.Itoa(harness.FreePort(t)), "-serf-wan-port", strconv.Itoa(harness.FreePort(t)),
-		"-server-port", strconv.Itoa(harness.FreePort(t)), "-log-level", "warn", "-node", "berth-test-" + strconv.Itoa(port)}
-	c.start()
+	c := harness.StartConsul(t)
 	return c, inspector(t, c.Addr)
-}
-
-func (c *consul) start() {
-	c.t.Helper()
-	c.proc = harness.Start(c.t, nil, c.args...)
-	ins := inspector(c.t, c.Addr)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if leader, err := ins.Status().Leader(); err == nil && leader != "" {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Fatalf("consul did not elect a leader within 60s\n%s", c.proc.Output())
-}
-
-// Stop kills the agent (dev mode: all state is lost) and waits until its port refuses connections.
-func (c *consul) Stop() {
-	_ = syscall.Kill(-c.proc.Cmd.Process.Pid, syscall.SIGKILL)
-	for i := 0; i < 200; i++ {
-		conn, err := net.DialTimeout("tcp", c.Addr, 50*time.Millisecond)
-		if err != nil {
-			return
-		}
-		conn.Close()
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatalf("consul on %s still answers after SIGKILL", c.Addr)
-}
-
-// Restart stops the agent and starts a fresh one on the same ports.
-func (c *consul) Restart() {
-	c.t.Helper()
-	c.Stop()
-	time.Sleep(200 * time.Millisecond)
-	c.start()
 }
