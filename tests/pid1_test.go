@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -256,5 +257,24 @@ func TestVersion(t *testing.T) {
 		if !strings.HasPrefix(b.Stdout.String(), "berth v") || !strings.Contains(b.Stdout.String(), "go1.") {
 			t.Fatalf("%v: %q", args, b.Stdout.String())
 		}
+	}
+}
+
+// With a controlling terminal (docker run -it) the main command's process group becomes the foreground group,
+// so the shell-like child can read the terminal and gets Ctrl-C. `script` gives berth a real pty.
+func TestTTYForeground(t *testing.T) {
+	app := harness.TestApp(t)
+	berth := harness.Berth(t)
+	out := filepath.Join(t.TempDir(), "typescript")
+	cmd := exec.Command("script", "-qec", berth+" -control-socket off -- "+app+" -foreground -code 4", out)
+	have, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != 4 || !strings.Contains(string(have), "foreground=true") {
+		t.Fatalf("want exit 4 and foreground=true, have %d:\n%s", code, have)
 	}
 }

@@ -4,16 +4,21 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -30,6 +35,8 @@ func main() {
 		zombies    = flag.Bool("count-zombies", false, "print zombies=N: zombie processes whose parent is our parent")
 		httpAddr   = flag.String("http", "", "serve GET /health (200, or 500 after /fail) on this address")
 		say        = flag.String("say", "", "print this line to stdout")
+		fg         = flag.Bool("foreground", false, "print foreground=true when our process group owns the terminal on stdin")
+		envJSON    = flag.String("env-json", "", "write the variables named by -env as a JSON object (unset ones left out) to this file: exact bytes, no output redaction")
 		stamp      = flag.String("stamp", "", "append the start time (unix nanoseconds) and pid as one line to this file")
 		printUmask = flag.Bool("umask", false, "print umask=OOOO")
 		printCwd   = flag.Bool("cwd", false, "print cwd=DIR")
@@ -37,6 +44,8 @@ func main() {
 		catErr     = flag.String("cat-err", "", "copy this file to stderr")
 		interleave = flag.Int("interleave", 0, "write N lines alternating stdout \"out I\" and stderr \"err I\", one write(2) each")
 		spew       = flag.Int64("spew", 0, "write this many bytes to stdout as 100-byte lines, then exit (throughput benchmark)")
+		onTermGet  = flag.String("on-term-get", "", "on SIGTERM, GET this URL, write the body to -on-term-out, then exit with -code")
+		onTermOut  = flag.String("on-term-out", "", "file for -on-term-get's response body")
 	)
 	flag.Parse()
 	logf := func(format string, a ...any) {
@@ -54,6 +63,10 @@ func main() {
 	if *say != "" {
 		fmt.Println(*say)
 	}
+	if *fg {
+		pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+		fmt.Printf("foreground=%v\n", err == nil && pgrp == syscall.Getpgrp())
+	}
 	if *printID {
 		groups, _ := syscall.Getgroups()
 		fmt.Printf("uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
@@ -61,6 +74,9 @@ func main() {
 	for _, name := range split(*printEnv) {
 		v, ok := os.LookupEnv(name)
 		fmt.Printf("%s=%s set=%v\n", name, v, ok)
+	}
+	if *envJSON != "" {
+		writeEnvJSON(*envJSON, split(*printEnv))
 	}
 	if *printLimit {
 		var r syscall.Rlimit
@@ -115,6 +131,10 @@ func main() {
 	for _, s := range split(*trap) {
 		signal.Notify(sigc, sig(s))
 	}
+	termc := make(chan os.Signal, 1)
+	if *onTermGet != "" {
+		signal.Notify(termc, syscall.SIGTERM)
+	}
 	if *httpAddr != "" {
 		failing := false
 		mux := http.NewServeMux()
@@ -137,7 +157,7 @@ func main() {
 	var timeout <-chan time.Time
 	if *sleep > 0 {
 		timeout = time.After(*sleep)
-	} else if *exitOn == "" && *trap == "" && *httpAddr == "" && *ignore == "" {
+	} else if *exitOn == "" && *trap == "" && *httpAddr == "" && *ignore == "" && *onTermGet == "" {
 		os.Exit(*code)
 	}
 	for {
@@ -147,6 +167,20 @@ func main() {
 			if s == exitSig {
 				os.Exit(exitCode)
 			}
+		case <-termc:
+			logf("signal TERM")
+			body := []byte("error: ")
+			if resp, err := http.Get(*onTermGet); err != nil {
+				body = append(body, err.Error()...)
+			} else {
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if err := os.WriteFile(*onTermOut, body, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "testapp:", err)
+				os.Exit(2)
+			}
+			os.Exit(*code)
 		case <-timeout:
 			os.Exit(*code)
 		}
@@ -194,6 +228,27 @@ func spewLines(n int64) {
 			os.Exit(3)
 		}
 		n -= int64(len(b))
+	}
+}
+
+// writeEnvJSON writes the named variables (all of them when names is empty) to path, atomically, so a test
+// sees either nothing or the whole object.
+func writeEnvJSON(path string, names []string) {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if len(names) == 0 || slices.Contains(names, k) {
+			m[k] = v
+		}
+	}
+	data, _ := json.Marshal(m)
+	err := os.WriteFile(path+".tmp", data, 0o644)
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testapp:", err)
+		os.Exit(2)
 	}
 }
 
