@@ -182,16 +182,19 @@ func unitState(t *testing.T, doc, name string) string {
 	return ""
 }
 
+// ctlStatus is the part of `berth ctl status` the tests read.
 type ctlStatus struct {
-	Pid       int `json:"pid"`
-	Processes []struct {
-		Name     string `json:"name"`
-		Type     string `json:"type"`
-		State    string `json:"state"`
-		Pid      int    `json:"pid"`
-		Restarts int    `json:"restarts"`
-		LastExit *int   `json:"last_exit"`
-	} `json:"processes"`
+	Pid       int       `json:"pid"`
+	Processes []ctlProc `json:"processes"`
+}
+
+type ctlProc struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	State    string `json:"state"`
+	Pid      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+	LastExit *int   `json:"last_exit"`
 }
 
 func parseStatus(t *testing.T, doc string) ctlStatus {

@@ -162,7 +162,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 	if b.metrics != nil {
 		secCfg.Observe = func(_ string, d time.Duration, err error) { b.metrics.SecretsFetched(d, err) }
 	}
-	if b.resolver, err = secrets.New(secCfg, b.log.Named("secrets")); err != nil {
+	if b.resolver, err = secrets.New(secCfg, b.log); err != nil {
 		return nil, exitCodeOf(err, exitConfig), err
 	}
 
@@ -220,7 +220,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 
 	// control socket: created now so a second berth on the same socket fails before starting anything
 	if o.controlSocket != "" {
-		srv, err := control.New(control.Config{Socket: o.controlSocket}, backend{b}, b.log.Named("control"))
+		srv, err := control.New(control.Config{Socket: o.controlSocket}, backend{b}, b.log)
 		if err == nil {
 			err = srv.Listen()
 		}

@@ -1,0 +1,431 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/tests/harness"
+)
+
+var raceOnce sync.Once
+var racePath string
+var raceErr error
+
+// raceBerth builds cmd/berth with the race detector (cgo), once per test binary: the control plane's
+// concurrency is checked inside the real binary, not only in the test process.
+func raceBerth(t *testing.T) string {
+	t.Helper()
+	root := harness.RepoRoot(t)
+	raceOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-race-")
+		if err != nil {
+			raceErr = err
+			return
+		}
+		racePath = filepath.Join(dir, "berth")
+		cmd := exec.Command("go", "build", "-race", "-o", racePath, "./cmd/berth")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			raceErr = fmt.Errorf("go build -race ./cmd/berth: %v\n%s", err, out)
+		}
+	})
+	if raceErr != nil {
+		t.Fatal(raceErr)
+	}
+	return racePath
+}
+
+// raceRun is a race-enabled berth started by the test (not PID 1: status pids are the test's pids).
+type raceRun struct {
+	cmd    *exec.Cmd
+	stderr harness.SyncBuffer
+	stdout harness.SyncBuffer
+	done   chan struct{}
+	code   int
+}
+
+func startRaceBerth(t *testing.T, args ...string) *raceRun {
+	t.Helper()
+	r := &raceRun{done: make(chan struct{})}
+	r.cmd = exec.Command(raceBerth(t), args...)
+	r.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1 exitcode=66")
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = r.cmd.Wait()
+		r.code = r.cmd.ProcessState.ExitCode()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+			<-r.done
+		}
+	})
+	return r
+}
+
+// stop sends SIGTERM and checks a clean exit without a data race report.
+func (r *raceRun) stop(t *testing.T) {
+	t.Helper()
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("berth did not stop within 30s\n%s", r.stderr.String())
+	}
+	if strings.Contains(r.stderr.String(), "DATA RACE") || r.code != 0 {
+		t.Fatalf("want exit 0 without a data race, have %d\n%s", r.code, r.stderr.String())
+	}
+}
+
+func waitRaceSocket(t *testing.T, r *raceRun, sock string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, _, _ := ctl(t, sock, "status"); code == 0 {
+			return
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("berth exited (%d) before its control socket answered\n%s", r.code, r.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("control socket %s did not answer\n%s", sock, r.stderr.String())
+}
+
+// status runs `berth ctl status` and parses it.
+func status(t *testing.T, sock string) ctlStatus {
+	t.Helper()
+	code, out, stderr := ctl(t, sock, "status")
+	if code != 0 {
+		t.Fatalf("ctl status: exit %d\n%s", code, stderr)
+	}
+	return parseStatus(t, out)
+}
+
+func (s ctlStatus) unit(t *testing.T, name string) ctlProc {
+	t.Helper()
+	for _, p := range s.Processes {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("status lacks process %q: %+v", name, s.Processes)
+	return ctlProc{}
+}
+
+func cmdline(pid int) string {
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return strings.ReplaceAll(string(data), "\x00", " ")
+}
+
+func TestCtlStatus(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	sock := sockPath(t)
+	cfg := writeFile(t, dir, "status.hcl", `
+main { command = `+hclList(app, "-exit-on", "TERM:0", "-say", "main-proc")+` }
+job "steady" {
+  type    = "service"
+  command = `+hclList(app, "-exit-on", "TERM:0", "-say", "steady-proc")+`
+}
+job "flaky" {
+  type    = "service"
+  command = `+hclList(app, "-sleep", "50ms", "-code", "2")+`
+}
+`)
+	r := startRaceBerth(t, "run", "-control-socket", sock, "-config", cfg)
+	waitRaceSocket(t, r, sock)
+	var st ctlStatus
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st = status(t, sock)
+		if st.unit(t, "flaky").Restarts >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flaky was not restarted twice within 20s: %+v", st.Processes)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if st.Pid != r.cmd.Process.Pid {
+		t.Errorf("status pid %d, berth is %d", st.Pid, r.cmd.Process.Pid)
+	}
+	if len(st.Processes) != 3 {
+		t.Errorf("want main, steady and flaky, have %+v", st.Processes)
+	}
+	for name, say := range map[string]string{"main": "main-proc", "steady": "steady-proc"} {
+		u := st.unit(t, name)
+		if u.State != "running" || u.Restarts != 0 {
+			t.Errorf("%s: want running without restarts, have %+v", name, u)
+		}
+		// the pid is the real process running that command
+		if c := cmdline(u.Pid); !strings.Contains(c, say) {
+			t.Errorf("%s: pid %d runs %q", name, u.Pid, c)
+		}
+	}
+	if f := st.unit(t, "flaky"); f.Type != "service" || f.LastExit == nil || *f.LastExit != 2 {
+		t.Errorf("flaky: want a service whose last exit is 2, have %+v", f)
+	}
+	r.stop(t)
+}
+
+func TestCtlReload(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	sock := sockPath(t)
+	oneLog, twoLog := filepath.Join(dir, "one"), filepath.Join(dir, "two")
+	config := func(twoSays string) string {
+		return `
+job "one" {
+  type    = "service"
+  command = ` + hclList(app, "-log", oneLog, "-exit-on", "TERM:0") + `
+}
+job "two" {
+  type    = "service"
+  command = ` + hclList(app, "-log", twoLog, "-exit-on", "TERM:0", "-say", twoSays) + `
+}
+`
+	}
+	cfg := writeFile(t, dir, "reload.hcl", config("v1"))
+	r := startRaceBerth(t, "run", "-control-socket", sock, "-config", cfg)
+	waitRaceSocket(t, r, sock)
+	harness.WaitFile(t, oneLog, "ready", 20*time.Second)
+	harness.WaitFile(t, twoLog, "ready", 20*time.Second)
+	before := status(t, sock)
+
+	t.Run("changed job only", func(t *testing.T) {
+		writeFile(t, dir, "reload.hcl", config("v2"))
+		if code, out, stderr := ctl(t, sock, "reload"); code != 0 {
+			t.Fatalf("reload: exit %d\n%s%s", code, out, stderr)
+		}
+		// two was stopped and started again with its new command; one was not touched
+		harness.WaitFile(t, twoLog, "signal TERM", 10*time.Second)
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(fileText(t, twoLog), "ready") < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("two did not start again:\n%s", fileText(t, twoLog))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if c := strings.Count(fileText(t, oneLog), "ready"); c != 1 || strings.Contains(fileText(t, oneLog), "signal") {
+			t.Fatalf("one was restarted or signalled by a reload that did not change it:\n%s", fileText(t, oneLog))
+		}
+		after := status(t, sock)
+		if after.unit(t, "one").Pid != before.unit(t, "one").Pid {
+			t.Errorf("one's pid changed")
+		}
+		two := after.unit(t, "two")
+		if two.Pid == before.unit(t, "two").Pid || !strings.Contains(cmdline(two.Pid), "-say v2") {
+			t.Errorf("two does not run the new command: pid %d %q", two.Pid, cmdline(two.Pid))
+		}
+	})
+
+	t.Run("broken file keeps the old config", func(t *testing.T) {
+		mid := status(t, sock)
+		bad := writeFile(t, dir, "reload.hcl", "job \"one\" {\n  command = [\"x\"\n}\n")
+		code, out, stderr := ctl(t, sock, "reload")
+		if code != 1 {
+			t.Fatalf("reload of a broken file: want exit 1, have %d\n%s%s", code, out, stderr)
+		}
+		if !strings.Contains(stderr, bad+":3:1:") || !strings.Contains(stderr, "unchanged") {
+			t.Fatalf("the reload error should name %s:3:1 and say nothing changed:\n%s", bad, stderr)
+		}
+		now := status(t, sock)
+		for _, name := range []string{"one", "two"} {
+			if u := now.unit(t, name); u.State != "running" || u.Pid != mid.unit(t, name).Pid {
+				t.Errorf("%s changed after a rejected reload: %+v, was %+v", name, u, mid.unit(t, name))
+			}
+		}
+		// and the old configuration still reloads fine once the file is fixed
+		writeFile(t, dir, "reload.hcl", config("v2"))
+		if code, _, stderr := ctl(t, sock, "reload"); code != 0 {
+			t.Fatalf("reload of the fixed file: exit %d\n%s", code, stderr)
+		}
+		if u := status(t, sock).unit(t, "two"); u.Pid != mid.unit(t, "two").Pid {
+			t.Errorf("reload of an unchanged file restarted two")
+		}
+	})
+	r.stop(t)
+}
+
+func TestCtlConcurrentClients(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	sock := sockPath(t)
+	log := filepath.Join(dir, "job")
+	content := func(n int) string {
+		return `
+job "worker" {
+  type    = "service"
+  command = ` + hclList(app, "-log", log, "-exit-on", "TERM:0", "-say", "gen-"+strconv.Itoa(n)) + `
+}
+`
+	}
+	cfg := writeFile(t, dir, "c.hcl", content(0))
+	r := startRaceBerth(t, "run", "-control-socket", sock, "-config", cfg)
+	waitRaceSocket(t, r, sock)
+
+	const rounds = 12
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*rounds)
+	wg.Add(3)
+	go func() { // status in a loop
+		defer wg.Done()
+		for i := 0; i < 2*rounds; i++ {
+			if code, out, stderr := ctl(t, sock, "status"); code != 0 || !strings.Contains(out, `"worker"`) {
+				errs <- fmt.Sprintf("status %d: exit %d %s%s", i, code, out, stderr)
+			}
+		}
+	}()
+	go func() { // health in a loop
+		defer wg.Done()
+		for i := 0; i < 2*rounds; i++ {
+			// 0 or 1 (the worker is restarting) are answers; 69/64 are failures of the client or server
+			if code, out, stderr := berthCmd(t, []string{"BERTH_CONTROL_SOCKET=" + sock}, "health"); code != 0 && code != 1 {
+				errs <- fmt.Sprintf("health %d: exit %d %s%s", i, code, out, stderr)
+			}
+		}
+	}()
+	go func() { // reload with a changed job in a loop
+		defer wg.Done()
+		for i := 1; i <= rounds; i++ {
+			if err := os.WriteFile(cfg, []byte(content(i)), 0o644); err != nil {
+				errs <- err.Error()
+				return
+			}
+			if code, out, stderr := ctl(t, sock, "reload"); code != 0 {
+				errs <- fmt.Sprintf("reload %d: exit %d %s%s", i, code, out, stderr)
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	// the last reload won
+	w := status(t, sock).unit(t, "worker")
+	if !strings.Contains(cmdline(w.Pid), "gen-"+strconv.Itoa(rounds)) {
+		t.Errorf("worker runs %q after the last reload", cmdline(w.Pid))
+	}
+	r.stop(t)
+}
+
+func TestCtlPutenv(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	sock := sockPath(t)
+	cfg := writeFile(t, dir, "env.hcl", `
+job "report" {
+  every   = "300ms"
+  command = `+hclList(app, "-env", "FEATURE_FLAG")+`
+}
+`)
+	r := startRaceBerth(t, "run", "-control-socket", sock, "-config", cfg)
+	waitRaceSocket(t, r, sock)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(r.stdout.String(), "FEATURE_FLAG= set=false") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not run:\n%s", r.stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	value := `on = "yes" $HOME`
+	if code, _, stderr := ctl(t, sock, "putenv", "FEATURE_FLAG="+value); code != 0 {
+		t.Fatalf("putenv: exit %d\n%s", code, stderr)
+	}
+	want := "FEATURE_FLAG=" + value + " set=true"
+	for !strings.Contains(r.stdout.String(), want) {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("the next run does not see %q:\n%s", want, r.stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// putenv values are never logged
+	if strings.Contains(r.stderr.String(), value) {
+		t.Errorf("berth logged a putenv value:\n%s", r.stderr.String())
+	}
+	if code, _, _ := ctl(t, sock, "putenv", "1BAD=x"); code != 1 && code != 64 {
+		t.Errorf("putenv of an invalid name: want a failure, have exit %d", code)
+	}
+	r.stop(t)
+}
+
+func TestHealthExitCodes(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	sock := sockPath(t)
+	marker := filepath.Join(dir, "broken")
+	// the service crashes while the marker file exists
+	cfg := writeFile(t, dir, "health.hcl", `
+job "svc" {
+  type    = "service"
+  command = ["/bin/sh", "-c", "if [ -e `+marker+` ]; then exit 1; fi; exec `+app+` -exit-on TERM:0"]
+}
+`)
+	b := harness.RunBerth(t, harness.BerthOpts{Args: []string{"run", "-control-socket", sock, "-config", cfg}})
+	waitSocket(t, b, sock)
+	env := []string{"BERTH_CONTROL_SOCKET=" + sock}
+	healthIs := func(want int) (string, string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, out, stderr := berthCmd(t, env, "health")
+			if code == want {
+				return out, stderr
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("berth health: want exit %d, have %d\n%s%s", want, code, out, stderr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	healthIs(0)
+	// -socket overrides the environment
+	if code, _, stderr := berthCmd(t, nil, "health", "-socket", sock); code != 0 {
+		t.Fatalf("health -socket: exit %d\n%s", code, stderr)
+	}
+
+	// crash the service: while it backs off, berth is unhealthy and names it on stdout
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := status(t, sock).unit(t, "svc").Pid
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	out, _ := healthIs(1)
+	if !strings.Contains(out, "job:svc") {
+		t.Errorf("unhealthy output does not name the job: %q", out)
+	}
+	// recovers when the service runs again
+	_ = os.Remove(marker)
+	healthIs(0)
+
+	if code, _, stderr := berthCmd(t, nil, "health", "-socket", filepath.Join(dir, "nobody-here.sock")); code != 69 ||
+		!strings.Contains(stderr, "nobody-here.sock") {
+		t.Errorf("health without berth: want 69 naming the socket, have %d %s", code, stderr)
+	}
+	if code, _, _ := berthCmd(t, env, "health", "-no-such-flag"); code != 64 {
+		t.Errorf("health with a bad flag: want 64, have %d", code)
+	}
+	b.Signal(syscall.SIGTERM)
+	if have := b.Wait(20 * time.Second); have != 0 {
+		t.Fatalf("want exit 0, have %d\n%s", have, b.Stderr.String())
+	}
+}
