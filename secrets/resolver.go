@@ -231,12 +231,14 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 	var values valueSet
 	for _, e := range entries {
 		if e.whole != nil {
+			// A unit is shared by every variable that reads the same secret version: errors about the
+			// value (a missing JSON key) must name this variable and its own reference, not the first user's.
 			v, err := pick(e.whole, e.jsonK[0])
-			if err != nil {
-				return nil, err
+			if err == nil {
+				err = envSafe(e.name, e.whole, v)
 			}
-			if err := envSafe(e.name, e.whole, v); err != nil {
-				return nil, err
+			if err != nil {
+				return nil, relabel(err, e.name, e.value)
 			}
 			values.add(v)
 			out.Env[e.idx] = e.name + "=" + v
@@ -247,11 +249,11 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 		last := 0
 		for i, s := range e.spans {
 			v, err := pick(e.units[i], e.jsonK[i])
-			if err != nil {
-				return nil, err
+			if err == nil {
+				err = envSafe(e.name, e.units[i], v)
 			}
-			if err := envSafe(e.name, e.units[i], v); err != nil {
-				return nil, err
+			if err != nil {
+				return nil, relabel(err, e.name, s.ref)
 			}
 			values.add(v)
 			b.WriteString(e.value[last:s.start])
@@ -361,6 +363,21 @@ func pick(u *unit, jsonKey string) (string, error) {
 		return "", u.fail(ExitUnavailable, fmt.Errorf("JSON key %q does not exist in the secret", jsonKey))
 	}
 	return v, nil
+}
+
+// relabel makes a value error name the variable and the reference it was read through (kms: ciphertexts
+// shortened as Ref.String does).
+func relabel(err error, name, raw string) error {
+	var se *Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	c := *se
+	c.Var, c.Ref = name, raw
+	if ref, ok, perr := ParseRef(raw); ok && perr == nil {
+		c.Ref = ref.String()
+	}
+	return &c
 }
 
 // envSafe rejects a value the kernel cannot put in an environment.

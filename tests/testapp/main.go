@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,8 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -35,7 +32,6 @@ func main() {
 		zombies    = flag.Bool("count-zombies", false, "print zombies=N: zombie processes whose parent is our parent")
 		httpAddr   = flag.String("http", "", "serve GET /health (200, or 500 after /fail) on this address")
 		say        = flag.String("say", "", "print this line to stdout")
-		fg         = flag.Bool("foreground", false, "print foreground=true when our process group owns the terminal on stdin")
 		envJSON    = flag.String("env-json", "", "write the variables named by -env as a JSON object (unset ones left out) to this file: exact bytes, no output redaction")
 		stamp      = flag.String("stamp", "", "append the start time (unix nanoseconds) and pid as one line to this file")
 		printUmask = flag.Bool("umask", false, "print umask=OOOO")
@@ -44,8 +40,6 @@ func main() {
 		catErr     = flag.String("cat-err", "", "copy this file to stderr")
 		interleave = flag.Int("interleave", 0, "write N lines alternating stdout \"out I\" and stderr \"err I\", one write(2) each")
 		spew       = flag.Int64("spew", 0, "write this many bytes to stdout as 100-byte lines, then exit (throughput benchmark)")
-		onTermGet  = flag.String("on-term-get", "", "on SIGTERM, GET this URL, write the body to -on-term-out, then exit with -code")
-		onTermOut  = flag.String("on-term-out", "", "file for -on-term-get's response body")
 	)
 	flag.Parse()
 	logf := func(format string, a ...any) {
@@ -62,10 +56,6 @@ func main() {
 	}
 	if *say != "" {
 		fmt.Println(*say)
-	}
-	if *fg {
-		pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
-		fmt.Printf("foreground=%v\n", err == nil && pgrp == syscall.Getpgrp())
 	}
 	if *printID {
 		groups, _ := syscall.Getgroups()
@@ -131,10 +121,6 @@ func main() {
 	for _, s := range split(*trap) {
 		signal.Notify(sigc, sig(s))
 	}
-	termc := make(chan os.Signal, 1)
-	if *onTermGet != "" {
-		signal.Notify(termc, syscall.SIGTERM)
-	}
 	if *httpAddr != "" {
 		failing := false
 		mux := http.NewServeMux()
@@ -157,7 +143,7 @@ func main() {
 	var timeout <-chan time.Time
 	if *sleep > 0 {
 		timeout = time.After(*sleep)
-	} else if *exitOn == "" && *trap == "" && *httpAddr == "" && *ignore == "" && *onTermGet == "" {
+	} else if *exitOn == "" && *trap == "" && *httpAddr == "" && *ignore == "" {
 		os.Exit(*code)
 	}
 	for {
@@ -167,20 +153,6 @@ func main() {
 			if s == exitSig {
 				os.Exit(exitCode)
 			}
-		case <-termc:
-			logf("signal TERM")
-			body := []byte("error: ")
-			if resp, err := http.Get(*onTermGet); err != nil {
-				body = append(body, err.Error()...)
-			} else {
-				body, _ = io.ReadAll(resp.Body)
-				resp.Body.Close()
-			}
-			if err := os.WriteFile(*onTermOut, body, 0o644); err != nil {
-				fmt.Fprintln(os.Stderr, "testapp:", err)
-				os.Exit(2)
-			}
-			os.Exit(*code)
 		case <-timeout:
 			os.Exit(*code)
 		}
