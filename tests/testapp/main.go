@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -32,6 +35,7 @@ func main() {
 		zombies    = flag.Bool("count-zombies", false, "print zombies=N: zombie processes whose parent is our parent")
 		httpAddr   = flag.String("http", "", "serve GET /health (200, or 500 after /fail) on this address")
 		say        = flag.String("say", "", "print this line to stdout")
+		fg         = flag.Bool("foreground", false, "print foreground=true when our process group owns the terminal on stdin")
 		envJSON    = flag.String("env-json", "", "write the variables named by -env as a JSON object (unset ones left out) to this file: exact bytes, no output redaction")
 		stamp      = flag.String("stamp", "", "append the start time (unix nanoseconds) and pid as one line to this file")
 		printUmask = flag.Bool("umask", false, "print umask=OOOO")
@@ -40,6 +44,8 @@ func main() {
 		catErr     = flag.String("cat-err", "", "copy this file to stderr")
 		interleave = flag.Int("interleave", 0, "write N lines alternating stdout \"out I\" and stderr \"err I\", one write(2) each")
 		spew       = flag.Int64("spew", 0, "write this many bytes to stdout as 100-byte lines, then exit (throughput benchmark)")
+		onTermGet  = flag.String("on-term-get", "", "on SIGTERM, GET this URL, write the body to -on-term-out, then exit with -code")
+		onTermOut  = flag.String("on-term-out", "", "file for -on-term-get's response body")
 	)
 	flag.Parse()
 	logf := func(format string, a ...any) {
@@ -56,6 +62,10 @@ func main() {
 	}
 	if *say != "" {
 		fmt.Println(*say)
+	}
+	if *fg {
+		pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+		fmt.Printf("foreground=%v\n", err == nil && pgrp == syscall.Getpgrp())
 	}
 	if *printID {
 		groups, _ := syscall.Getgroups()
@@ -121,6 +131,10 @@ func main() {
 	for _, s := range split(*trap) {
 		signal.Notify(sigc, sig(s))
 	}
+	termc := make(chan os.Signal, 1)
+	if *onTermGet != "" {
+		signal.Notify(termc, syscall.SIGTERM)
+	}
 	if *httpAddr != "" {
 		failing := false
 		mux := http.NewServeMux()
@@ -143,7 +157,7 @@ func main() {
 	var timeout <-chan time.Time
 	if *sleep > 0 {
 		timeout = time.After(*sleep)
-	} else if *exitOn == "" && *trap == "" && *httpAddr == "" && *ignore == "" {
+	} else if *exitOn == "" && *trap == "" && *httpAddr == "" && *ignore == "" && *onTermGet == "" {
 		os.Exit(*code)
 	}
 	for {
@@ -153,6 +167,20 @@ func main() {
 			if s == exitSig {
 				os.Exit(exitCode)
 			}
+		case <-termc:
+			logf("signal TERM")
+			body := []byte("error: ")
+			if resp, err := http.Get(*onTermGet); err != nil {
+				body = append(body, err.Error()...)
+			} else {
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if err := os.WriteFile(*onTermOut, body, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "testapp:", err)
+				os.Exit(2)
+			}
+			os.Exit(*code)
 		case <-timeout:
 			os.Exit(*code)
 		}
