@@ -678,6 +678,7 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 			}
 			e := main.Stop(context.Background(), stopSig)
 			s.setCode(e.Code)
+			s.exitedAtStop(MainName, e)
 		}
 	}
 	for _, u := range jobs {
@@ -690,7 +691,7 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 		if err := s.runHook(u.job.Spec, u.job.PreStop, "pre_stop"); err != nil {
 			s.log.Warn("hook failed", "error", err)
 		}
-		p.Stop(context.Background(), 0)
+		s.exitedAtStop(u.job.Name, p.Stop(context.Background(), 0))
 		s.setState(u, stateStopped)
 		if err := s.runHook(u.job.Spec, u.job.PostStop, "post_stop"); err != nil {
 			s.log.Warn("hook failed", "error", err)
@@ -707,6 +708,14 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 	s.mu.Unlock()
 	for _, p := range procs {
 		p.waitStreams(s.cfg.StreamDrain)
+	}
+}
+
+// exitedAtStop reports an exit caused by the shutdown sequence: the run loop that reports every other exit
+// has stopped, and without this berth.process.exits would never count the main command's last exit.
+func (s *Supervisor) exitedAtStop(name string, e Exit) {
+	if s.cfg.Events != nil {
+		s.cfg.Events.ProcessExited(name, e, false)
 	}
 }
 
