@@ -48,6 +48,7 @@ const secAccount = "123456789012"
 // (no t.Setenv): berth gets moto's variables through BerthOpts.Env.
 type secAWS struct {
 	moto *harness.Moto
+	cfg  aws.Config
 	sm   *secretsmanager.Client
 	ssm  *ssm.Client
 	s3   *s3.Client
@@ -66,6 +67,7 @@ func secStartAWS(t testing.TB) *secAWS {
 	}
 	return &secAWS{
 		moto: m,
+		cfg:  cfg,
 		sm:   secretsmanager.NewFromConfig(cfg),
 		ssm:  ssm.NewFromConfig(cfg),
 		s3:   s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
@@ -332,6 +334,9 @@ func TestSecretsEnvReferences(t *testing.T) {
 	a.putSecret(t, "prod/db", `{"username":"app-user","password":"pw-current-3"}`) // v1 becomes AWSPREVIOUS
 	tricky := "He said \"hi\" = 'x'  a=b==c  $HOME `id` \\n \t tab ü\nsecond line  "
 	trickyARN, _ := a.secret(t, "tricky", tricky)
+	if _, err := a.sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("binary"), SecretBinary: []byte("binary\x01secret ü")}); err != nil {
+		t.Fatal(err)
+	}
 	a.param(t, "/prod/app/key", "param-old-value", true)
 	a.param(t, "/prod/app/key", "param-new-value", true)
 	a.param(t, "plainparam", "plain-param-value", false)
@@ -352,6 +357,7 @@ func TestSecretsEnvReferences(t *testing.T) {
 		"ECS_SSM_NAME":   "arn:aws:ssm:us-east-1:" + secAccount + ":parameter/plainparam",
 		// short forms
 		"SM_NAME":       "secretsmanager:tricky",
+		"SM_BINARY":     "secretsmanager:binary",
 		"SM_KEY":        "secretsmanager:prod/db:password",
 		"SM_NUMBER":     "secretsmanager:prod/db:port:AWSPREVIOUS",
 		"SM_STAGE":      "secretsmanager:prod/db:password:STAGED",
@@ -374,6 +380,7 @@ func TestSecretsEnvReferences(t *testing.T) {
 		"ECS_SSM_PATH":   "param-new-value",
 		"ECS_SSM_NAME":   "plain-param-value",
 		"SM_NAME":        tricky,
+		"SM_BINARY":      "binary\x01secret ü",
 		"SM_KEY":         "pw-current-3",
 		"SM_NUMBER":      "5432",
 		"SM_STAGE":       "pw-staged-2",
@@ -387,7 +394,7 @@ func TestSecretsEnvReferences(t *testing.T) {
 		"OTHER_ARN":      in["OTHER_ARN"],
 		"NOT_A_REF":      in["NOT_A_REF"],
 	}
-	values := []string{tricky, "pw-current-3", "pw-version-1", "pw-staged-2", "param-new-value", "param-old-value", "plain-param-value", "kms-plaintext = 'value'"}
+	values := []string{tricky, "binary\x01secret ü", "pw-current-3", "pw-version-1", "pw-staged-2", "param-new-value", "param-old-value", "plain-param-value", "kms-plaintext = 'value'"}
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, "env.json")
@@ -405,6 +412,64 @@ func TestSecretsEnvReferences(t *testing.T) {
 	}
 	secCompare(t, secChildEnv(t, out), want)
 	secNoValues(t, "berth's stderr", b.Stderr.String(), values...)
+
+	t.Run("region of the ARN and partitions", func(t *testing.T) {
+		// ARN references are fetched in their own region (and partition), whatever AWS_REGION says.
+		var env, names []string
+		want := map[string]string{}
+		for _, region := range []string{"eu-west-1", "cn-north-1", "us-gov-west-1"} {
+			sm := secretsmanager.NewFromConfig(a.cfg, func(o *secretsmanager.Options) { o.Region = region })
+			value := "value-in-" + region
+			out, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("regional/db"),
+				SecretString: aws.String(`{"password":"` + value + `"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := "PW_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
+			env = append(env, name+"="+*out.ARN+":password::")
+			names = append(names, name)
+			want[name] = value
+		}
+		// moto names the partition of each region as AWS does: the references cover all three partitions
+		for i, p := range []string{"=arn:aws:secretsmanager:eu-west-1:", "=arn:aws-cn:secretsmanager:cn-north-1:", "=arn:aws-us-gov:secretsmanager:us-gov-west-1:"} {
+			if !strings.Contains(env[i], p) {
+				t.Fatalf("want a reference containing %q, have %s", p, env[i])
+			}
+		}
+		out := filepath.Join(t.TempDir(), "env.json")
+		b := secBerth(t, false, a.env("", env...), "--", app, "-env", strings.Join(names, ","), "-env-json", out)
+		if code := b.Wait(60 * time.Second); code != 0 {
+			t.Fatalf("want exit 0, have %d\nstderr:\n%s", code, b.Stderr.String())
+		}
+		secCompare(t, secChildEnv(t, out), want)
+	})
+
+	t.Run("region from ECS task metadata", func(t *testing.T) {
+		// ECS on EC2 sets no AWS_REGION: the task ARN in the task metadata gives it (us-east-1 in the fixture).
+		var env []string
+		for _, kv := range a.env("", "PARAM=ssm:plainparam") {
+			if !strings.HasPrefix(kv, "AWS_REGION=") && !strings.HasPrefix(kv, "AWS_DEFAULT_REGION=") {
+				env = append(env, kv)
+			}
+		}
+		out := filepath.Join(t.TempDir(), "env.json")
+		b := secBerth(t, false, append(env, "ECS_CONTAINER_METADATA_URI_V4="+harness.ServeECSMetadata(t)),
+			"--", app, "-env", "PARAM", "-env-json", out)
+		if code := b.Wait(60 * time.Second); code != 0 {
+			t.Fatalf("want exit 0, have %d\nstderr:\n%s", code, secScrub(b.Stderr.String(), values...))
+		}
+		secCompare(t, secChildEnv(t, out), map[string]string{"PARAM": "plain-param-value"})
+
+		log := filepath.Join(t.TempDir(), "main.log")
+		b = secBerth(t, false, env, "--", app, "-log", log)
+		if code := b.Wait(60 * time.Second); code != 78 {
+			t.Fatalf("without a region anywhere want exit 78, have %d\nstderr:\n%s", code, secScrub(b.Stderr.String(), values...))
+		}
+		if lines := secBerthLines(b.Stderr.String()); len(lines) != 1 || !strings.Contains(lines[0], "AWS_REGION") {
+			t.Errorf("want one berth: line telling to set AWS_REGION, have %q", lines)
+		}
+		secNotStarted(t, log)
+	})
 
 	t.Run("malformed", func(t *testing.T) {
 		for _, c := range []struct{ name, value, why string }{
