@@ -956,6 +956,51 @@ secret "missing" {
 	})
 }
 
+// TestSecretsRefresh: a refreshable block rewrites its file when the secret gets a new version and signals
+// the main command (on_change = "signal:SIGHUP").
+func TestSecretsRefresh(t *testing.T) {
+	app := harness.TestApp(t)
+	a := secStartAWS(t)
+	a.secret(t, "rot/token", "token-version-one")
+	dir := t.TempDir()
+	dest, log := filepath.Join(dir, "secrets", "token"), filepath.Join(dir, "main.log")
+	cfg := secWriteFile(t, filepath.Join(dir, "berth.hcl"), fmt.Sprintf(`
+secret "rot" {
+  secretsmanager = "rot/token"
+  file           = %q
+  refresh        = "1s"
+  on_change      = "signal:SIGHUP"
+}
+`, dest))
+	b := secBerth(t, false, a.env(""), "run", "-config", cfg, "--", app, "-trap", "HUP", "-exit-on", "TERM:0", "-log", log)
+	harness.WaitFile(t, log, "ready", 60*time.Second)
+	if data, err := os.ReadFile(dest); err != nil || string(data) != "token-version-one" {
+		t.Fatalf("want the first version in %s before the main command starts (%v)", dest, err)
+	}
+	if data, _ := os.ReadFile(log); strings.Contains(string(data), "signal HUP") {
+		t.Fatal("SIGHUP before the secret changed")
+	}
+	a.putSecret(t, "rot/token", "token-version-two")
+	// polled here rather than with harness.WaitFile, which would print the file (a secret) on failure
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if data, _ := os.ReadFile(dest); string(data) == "token-version-two" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not rewritten with the new version within 30s", dest)
+		}
+	}
+	harness.WaitFile(t, log, "signal HUP", 30*time.Second)
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Errorf("want the rewritten file with mode 0400, have %v (%v)", fi, err)
+	}
+	b.Signal(syscall.SIGTERM)
+	if code := b.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("want exit 0, have %d\nstderr:\n%s", code, secScrub(b.Stderr.String(), "token-version-one", "token-version-two"))
+	}
+	secNoValues(t, "berth's output", b.Stdout.String()+b.Stderr.String(), "token-version-one", "token-version-two")
+}
+
 var secResolvedRE = regexp.MustCompile(`secrets resolved.*duration=([0-9.]+[a-zµ]+)`)
 
 // TestSecretsBench measures `berth run -config c.hcl -- true` resolving 50 env references over 5 secrets,
