@@ -5,3 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bench/secrets.sh
+bench/stream.sh
