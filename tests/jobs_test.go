@@ -481,3 +481,38 @@ job "render" {
 		}
 	})
 }
+
+// TestSidecarWritesSecretFile: with no main command and no jobs, berth writes the secret file and exits 0
+// (ECS dependsOn: COMPLETE gates the application container on it).
+func TestSidecarWritesSecretFile(t *testing.T) {
+	moto := harness.StartMoto(t)
+	putParameter(t, moto, "/berth/e2e/sidecar", "sidecar-value-42")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "shared", "token")
+	if err := os.Mkdir(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "sidecar.hcl", `
+secret "token" {
+  ssm  = "/berth/e2e/sidecar"
+  file = "`+out+`"
+}
+`)
+	b := harness.RunBerth(t, harness.BerthOpts{PID1: true, Env: moto.Env(), Args: []string{"run", "-control-socket", "off", "-config", cfg}})
+	if have := b.Wait(60 * time.Second); have != 0 {
+		t.Fatalf("want exit 0 once the secret file is written, have %d\n%s", have, b.Stderr.String())
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatalf("no secret file: %v\n%s", err, b.Stderr.String())
+	}
+	if got := fileText(t, out); got != "sidecar-value-42" {
+		t.Fatalf("secret file holds %q", got)
+	}
+	if st.Mode().Perm() != 0o400 {
+		t.Fatalf("secret file mode %o, want 0400", st.Mode().Perm())
+	}
+	if strings.Contains(b.Stderr.String()+b.Stdout.String(), "sidecar-value-42") {
+		t.Fatalf("berth printed the secret value")
+	}
+}
