@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -350,7 +351,11 @@ func (o *options) discoveryConfig(f *runFlags, metadataURI string) (discovery.Co
 	if len(dc.Services) == 0 && len(dc.Peers) == 0 {
 		return dc, false, nil
 	}
-	if err := dc.Validate(); err != nil {
+	// Validate now so problems surface before anything starts. The exec runner (the supervisor) is wired in
+	// by assemble afterwards, so a stand-in keeps every exec check from failing as "needs an exec runner".
+	v := dc
+	v.Exec = func(context.Context, []string) (int, []byte, error) { return 0, nil, nil }
+	if err := v.Validate(); err != nil {
 		return dc, false, &codedError{code: exitConfig, msg: err.Error()}
 	}
 	return dc, true, nil

@@ -95,6 +95,7 @@ func RunBerth(t testing.TB, o BerthOpts) *BerthRun {
 	b.Cmd.Stdout = &b.Stdout
 	b.Cmd.Stderr = &b.Stderr
 	b.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	b.Cmd.WaitDelay = 5 * time.Second // a leftover process holding berth's stdout must not hang the test
 	if err := b.Cmd.Start(); err != nil {
 		t.Fatalf("harness: start berth: %v", err)
 	}
@@ -110,8 +111,15 @@ func RunBerth(t testing.TB, o BerthOpts) *BerthRun {
 		select {
 		case <-b.done:
 		default:
-			_ = syscall.Kill(-b.Cmd.Process.Pid, syscall.SIGKILL)
-			<-b.done
+			// Graceful first: the supervised processes live in their own process groups, so a SIGKILLed
+			// non-PID-1 berth would leave them running with its stdout pipe open, and Wait would hang.
+			_ = syscall.Kill(b.Cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-b.done:
+			case <-time.After(20 * time.Second):
+				_ = syscall.Kill(-b.Cmd.Process.Pid, syscall.SIGKILL)
+				<-b.done
+			}
 		}
 	})
 	return b
