@@ -181,7 +181,10 @@ func TestOutputJSON(t *testing.T) {
 	binFile := writeFile(t, dir, "bin", string(bin))
 	cfg := writeFile(t, dir, "json.hcl", `
 logs { format = "json" }
-main { command = `+hclList(app, "-interleave", "200", "-cat", binFile)+` }
+main {
+  command = `+hclList(app, "-interleave", "200", "-cat", binFile)+`
+  after   = ["side"] # else a fast main can end berth before side has printed
+}
 job "side" {
   type    = "oneshot"
   command = `+hclList(app, "-say", `quote " backslash \ tab	end`)+`

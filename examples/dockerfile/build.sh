@@ -9,6 +9,6 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ctx/berth" ./cmd/berth
 CGO_ENABLED=0 go build -trimpath -o "$ctx/testapp" ./tests/testapp
 cp "$(command -v busybox)" "$ctx/busybox"
 cp examples/sidecar/sidecar.hcl "$ctx/sidecar.hcl"
-podman --storage-driver vfs build --isolation chroot -t "$tag" -f examples/dockerfile/Containerfile.test "$ctx"
+podman --storage-driver vfs build --isolation chroot -t "$tag" -f examples/dockerfile/Containerfile.scratch "$ctx"
 echo "built $tag; run it with:"
 echo "  podman --storage-driver vfs --runtime runc --cgroup-manager cgroupfs run --rm --ulimit nofile=20000:20000 --ulimit nproc=1000:1000 $tag"
