@@ -98,9 +98,11 @@ func TestResolvePeersMinWait(t *testing.T) {
 		if took < wait || took > wait+3*time.Second {
 			t.Fatalf("want ResolvePeers to return after wait %s, took %s", wait, took)
 		}
-		// One immediate lookup and one blocking query covering the wait: no polling.
-		if n := cnt.since(0, "GET /v1/health/service/fresh"); n > 2 {
-			t.Fatalf("want at most 2 lookups while waiting %s, have %s", wait, cnt.summary(0))
+		// One immediate lookup and one blocking query covering the wait: no polling. Consul may end a
+		// blocking query early when an unrelated raft index moves (its docs say to expect that), so allow a
+		// couple of re-issues; polling every 100 ms would be 20.
+		if n := cnt.since(0, "GET /v1/health/service/fresh"); n > 4 {
+			t.Fatalf("want at most 4 lookups while waiting %s, have %s", wait, cnt.summary(0))
 		}
 	})
 
