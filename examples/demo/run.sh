@@ -37,6 +37,8 @@ BERTH_PIDS=()
 cleanup() {
   local code=$?
   trap - EXIT INT TERM
+  trap '' PIPE # stdout may be gone (demo | head): cleaning up must still finish
+  set +e
   echo
   echo "demo: cleaning up"
   # berth first: each deregisters from Consul, then stops its nats-server (SIGTERM → drain → stop)
