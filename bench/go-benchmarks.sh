@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 
 bench/secrets.sh
 bench/stream.sh
+bench/consul.sh
