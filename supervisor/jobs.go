@@ -221,13 +221,16 @@ func (s *Supervisor) PutEnv(key, value string) {
 	s.mu.Unlock()
 }
 
+// ErrStopping is returned by requests that arrive once the shutdown sequence has begun.
+var ErrStopping = errors.New("berth is stopping")
+
 // call runs f on the loop goroutine and waits for it; it fails once berth is stopping.
 func (s *Supervisor) call(ctx context.Context, f func() error) error {
 	errc := make(chan error, 1)
 	select {
 	case s.reqs <- func() { errc <- f() }:
 	case <-s.quit:
-		return errors.New("berth is stopping")
+		return ErrStopping
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -235,7 +238,7 @@ func (s *Supervisor) call(ctx context.Context, f func() error) error {
 	case err := <-errc:
 		return err
 	case <-s.quit:
-		return errors.New("berth is stopping")
+		return ErrStopping
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -414,19 +415,21 @@ func (b *berth) apply(action string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, t := range targets {
+		var err error
 		switch {
 		case action == "restart":
-			if err := b.sup.Restart(ctx, t); err != nil {
-				b.log.Warn("restart failed", "job", t, "error", err)
-			}
+			err = b.sup.Restart(ctx, t)
 		case strings.HasPrefix(action, "signal:"):
-			sig, err := supervisor.ParseSignal(strings.TrimPrefix(action, "signal:"))
-			if err == nil {
+			var sig syscall.Signal
+			if sig, err = supervisor.ParseSignal(strings.TrimPrefix(action, "signal:")); err == nil {
 				err = b.sup.SignalJob(ctx, t, sig)
 			}
-			if err != nil {
-				b.log.Warn("signal failed", "job", t, "error", err)
-			}
+		}
+		switch {
+		case errors.Is(err, supervisor.ErrStopping):
+			b.log.Debug("on_change skipped: berth is stopping", "job", t, "action", action)
+		case err != nil:
+			b.log.Warn("on_change failed", "job", t, "action", action, "error", err)
 		}
 	}
 }
