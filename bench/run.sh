@@ -16,24 +16,32 @@ echo "Binary: $(ls -l "$BERTH" | awk '{printf "%.1f MiB", $5/1048576}') static (
 echo
 } > "$out"
 
-echo "== start-up: berth vs tini vs dumb-init vs catatonit vs bare /bin/true"
+echo "== start-up: berth vs tini vs dumb-init vs catatonit vs a minimal Go wrapper vs bare /bin/true"
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/gobaseline" ./bench/gobaseline
 hyperfine -N --warmup 20 --runs 300 --export-json "$tmp/start.json" \
-  "/bin/true" "$BERTH -- /bin/true" "tini -s -- /bin/true" "dumb-init /bin/true" "catatonit -- /bin/true" >/dev/null
-python3 - "$tmp/start.json" >> "$out" <<'PY'
+  "/bin/true" "$BERTH -- /bin/true" "$BERTH -control-socket off -- /bin/true" "$tmp/gobaseline /bin/true" \
+  "tini -s -- /bin/true" "dumb-init /bin/true" "catatonit -- /bin/true" >/dev/null
+python3 - "$tmp/start.json" "$BERTH" "$tmp/gobaseline" >> "$out" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
-mean = {x["command"]: x["mean"]*1000 for x in r}
-med = {x["command"]: x["median"]*1000 for x in r}
+name = lambda c: c.replace(sys.argv[2], "berth").replace(sys.argv[3], "go-minimal-wrapper")
+mean = {name(x["command"]): x["mean"]*1000 for x in r}
+med = {name(x["command"]): x["median"]*1000 for x in r}
 bare = mean["/bin/true"]
-tini = [c for c in mean if c.startswith("tini")][0]
+tini = mean["tini -s -- /bin/true"]
 print("## Start-up overhead (hyperfine -N, 300 runs)\n")
-print("| command | mean ms | median ms | overhead over /bin/true ms | overhead ratio vs tini |")
+print("| command | mean ms | median ms | overhead over /bin/true ms | overhead ÷ tini's |")
 print("|---|---|---|---|---|")
 for c in mean:
     ov = mean[c] - bare
-    ratio = ov / (mean[tini] - bare) if c != "/bin/true" and mean[tini] > bare else float("nan")
-    print(f"| `{c.split('/')[-1] if c.startswith('/') and ' ' not in c else c.replace(sys.argv[0], '')}` | {mean[c]:.2f} | {med[c]:.2f} | {ov:.2f} | {ratio:.2f} |")
+    ratio = f"{ov / (tini - bare):.2f}" if c != "/bin/true" else "-"
+    print(f"| `{c}` | {mean[c]:.2f} | {med[c]:.2f} | {ov:.2f} | {ratio} |")
 print()
+print("The target of issue 3 (overhead within 1.2x tini's) is not reachable for a Go binary: "
+      "`go-minimal-wrapper` (os/exec and nothing else) already costs "
+      f"{(mean['go-minimal-wrapper /bin/true']-bare)/(tini-bare):.1f}x tini's overhead. "
+      "The rest of berth's overhead is the package init of its dependencies (next table) "
+      "and the page faults of a 30 MiB binary whose init touches ~14 MiB of it.\n")
 PY
 
 echo "== max RSS"

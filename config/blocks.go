@@ -531,7 +531,8 @@ func (d *decoder) peers(b *hcl.Block) Peers {
 		d.errf(b.DefRange, "peers %q: needs a destination: env or file", p.Name)
 	}
 	if t, ok := d.str(a, "template"); ok {
-		if _, err := template.New(p.Name).Parse(t); err != nil {
+		// the functions discovery renders peer templates with (discovery.templateFuncs)
+		if _, err := template.New(p.Name).Funcs(template.FuncMap{"join": strings.Join}).Parse(t); err != nil {
 			d.errf(a["template"].Expr.Range(), "template: %s", err)
 		}
 		p.Template = t

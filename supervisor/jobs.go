@@ -84,6 +84,9 @@ func (s *Supervisor) ready(u *unit) bool {
 		if d == nil {
 			return false
 		}
+		if d.state == stateFailed && d.job.Optional {
+			continue // an optional job that gave up does not hold back what comes after it
+		}
 		switch {
 		case d.job.Type == Oneshot:
 			if !d.succeeded {
@@ -348,4 +351,11 @@ func (s *Supervisor) Units() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.order...)
+}
+
+// hookWarn runs a hook during shutdown; a failure is logged, never fatal.
+func (s *Supervisor) hookWarn(job Spec, h *Hook, what string) {
+	if err := s.runHook(job, h, what); err != nil {
+		s.log.Warn("hook failed", "error", err)
+	}
 }

@@ -165,8 +165,9 @@ func TestHooksRunInOrderAndTimeOut(t *testing.T) {
 	_, sigc, wait := runSup(t, Config{
 		Main:         &main,
 		MainPreStart: &Hook{Argv: hook("pre_start")},
-		PreStop:      []Hook{{Name: "pre_stop", Argv: hook("pre_stop")}, {Name: "stuck", Argv: []string{"sleep", "30"}, Timeout: 300 * time.Millisecond}},
-		PostStop:     []Hook{{Name: "post_stop", Argv: hook("post_stop")}},
+		// pre_stop gets stuck after logging: its timeout must cut it short
+		MainPreStop:  &Hook{Argv: []string{"sh", "-c", "echo pre_stop >> " + log + "; sleep 30"}, Timeout: 300 * time.Millisecond},
+		MainPostStop: &Hook{Argv: hook("post_stop")},
 	})
 	for i := 0; i < 500 && len(readLines(t, log)) < 2; i++ {
 		time.Sleep(10 * time.Millisecond)
@@ -256,4 +257,34 @@ func TestRestartAndUpdateJobs(t *testing.T) {
 	}
 	sigc <- syscall.SIGTERM
 	_ = wait()
+}
+
+func TestOptionalFailedDependencyDoesNotBlock(t *testing.T) {
+	dir := t.TempDir()
+	main := sh("main", "echo main > "+dir+"/main")
+	s, _, wait := runSup(t, Config{
+		Main: &main, MainAfter: []string{"warm"},
+		Jobs: []JobSpec{{Spec: sh("warm", "exit 2"), Type: Oneshot, Restart: RestartNever, Optional: true}},
+	})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir + "/main"); err != nil || s.ExitCode() != 0 {
+		t.Fatalf("main should run after an optional job gave up: %v, exit %d", err, s.ExitCode())
+	}
+}
+
+func TestRelativeCommandResolvedInDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/run.sh", []byte("#!/bin/sh\nexit 5\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	main := Spec{Name: "main", Argv: []string{"./run.sh"}, Dir: dir, Env: os.Environ(), Umask: -1}
+	s, _, wait := runSup(t, Config{Main: &main})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s.ExitCode() != 5 {
+		t.Fatalf("want 5 from ./run.sh in dir, have %d", s.ExitCode())
+	}
 }

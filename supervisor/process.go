@@ -140,7 +140,7 @@ func (p *Process) waitStreams(d time.Duration) {
 
 // lookPath finds argv0 in the PATH of env (the child's PATH, not berth's), with the shell's exit codes:
 // 127 when nothing is found, 126 when a match exists but cannot be executed.
-func lookPath(name, argv0 string, env []string) (string, error) {
+func lookPath(name, argv0, dir string, env []string) (string, error) {
 	check := func(p string) error {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -162,7 +162,11 @@ func lookPath(name, argv0 string, env []string) (string, error) {
 		return &StartError{Name: name, Path: p, Err: err, Code: code}
 	}
 	if strings.Contains(argv0, "/") {
-		if err := check(argv0); err != nil {
+		p := argv0
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p) // exec resolves a relative command against the child's working directory
+		}
+		if err := check(p); err != nil {
 			return "", classify(argv0, err)
 		}
 		return argv0, nil
@@ -214,7 +218,7 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 	if spec.StopTimeout <= 0 {
 		spec.StopTimeout = 10 * time.Second
 	}
-	path, err := lookPath(spec.Name, spec.Argv[0], spec.Env)
+	path, err := lookPath(spec.Name, spec.Argv[0], spec.Dir, spec.Env)
 	if err != nil {
 		return nil, err
 	}

@@ -9,17 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ForwardedSignals is the allow-list of signals berth passes on to the main command's process group
+// forwardedSignals is the allow-list of signals berth passes on to the main command's process group
 // (SPEC §3). SIGCHLD, SIGURG (the Go runtime's preemption signal, consul-template #1487) and SIGPIPE are
 // deliberately absent.
-var forwardedSignals = []syscall.Signal{
-	unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2,
-	unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM,
-}
-
-// ForwardedSignals returns a copy of the allow-list of forwarded signals.
-func ForwardedSignals() []syscall.Signal {
-	return append([]syscall.Signal(nil), forwardedSignals...)
+func forwardedSignals() []syscall.Signal {
+	return []syscall.Signal{
+		unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2,
+		unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM,
+	}
 }
 
 // ParseSignal accepts "SIGTERM", "TERM", "term" or a number ("15") and returns the signal.

@@ -38,9 +38,9 @@ type Config struct {
 	Main *Spec
 	// MainAfter names the jobs the main command waits for (`after` of the main block).
 	MainAfter []string
-	// MainHooks are the main command's pre_start hook (run before it starts); its pre_stop and post_stop are
-	// PreStop and PostStop below.
-	MainPreStart *Hook
+	// MainPreStart, MainPreStop and MainPostStop are the main command's hooks. They run with the main
+	// command's env, dir, user and umask, and pre_stop/post_stop only if it was started.
+	MainPreStart, MainPreStop, MainPostStop *Hook
 	// Jobs are the other processes, in declaration order.
 	Jobs []JobSpec
 	// Resident keeps a berth without a main command running until it is told to stop. When false and Main is
@@ -64,8 +64,6 @@ type Config struct {
 	Prepare func(ctx context.Context) error
 	// Drain functions run first in the shutdown sequence (deregister from Consul), before any signal is sent.
 	Drain []func(ctx context.Context)
-	// PreStop and PostStop hooks run before the stop signal and after everything stopped.
-	PreStop, PostStop []Hook
 	// Events, if set, is told about starts and exits.
 	Events Events
 	// StreamDrain bounds how long berth waits at exit for output still in pipes (default 2s).
@@ -135,7 +133,7 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 	}
 	if cfg.Main != nil {
 		s.units[MainName] = &unit{isMain: true, job: JobSpec{Spec: *cfg.Main, Type: Service, Restart: RestartNever,
-			After: cfg.MainAfter, PreStart: cfg.MainPreStart}}
+			After: cfg.MainAfter, PreStart: cfg.MainPreStart, PreStop: cfg.MainPreStop, PostStop: cfg.MainPostStop}}
 		s.order = append(s.order, MainName)
 	}
 	for _, name := range s.order {
@@ -213,10 +211,23 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if sigc == nil {
 		// berth itself is never stopped by job-control signals, and with a TTY it must be able to hand the
 		// terminal to the child's group (SIGTTOU) without being stopped.
-		signal.Ignore(unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP)
+		// They are caught and dropped rather than ignored: an ignored disposition would survive exec and
+		// make Ctrl-Z and background-read stops do nothing in the application; a caught one is reset.
+		jc := make(chan os.Signal, 8)
+		signal.Notify(jc, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP)
+		defer signal.Stop(jc)
+		go func() {
+			for {
+				select {
+				case <-jc:
+				case <-s.quit:
+					return
+				}
+			}
+		}()
 		ch := make(chan os.Signal, 64)
-		sigs := make([]os.Signal, 0, len(forwardedSignals))
-		for _, sg := range forwardedSignals {
+		var sigs []os.Signal
+		for _, sg := range forwardedSignals() {
 			sigs = append(sigs, sg)
 		}
 		signal.Notify(ch, sigs...)
@@ -332,8 +343,9 @@ func (s *Supervisor) startUnit(u *unit) error {
 		}
 		return s.handleFailure(u, Exit{Code: 1})
 	}
-	spec := u.job.Spec
 	s.mu.Lock()
+	spec := u.job.Spec // copied under the lock: SetEnv (secret refresh) writes it from another goroutine
+	spec.Env = append([]string(nil), spec.Env...)
 	for k, v := range s.envAdd {
 		spec.Env = setEnv(spec.Env, k, v)
 	}
@@ -648,38 +660,32 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 		cancel()
 	}
 	main := s.mainProc()
-	// 2. drain_delay, cut short when the main command is already gone.
-	if s.cfg.DrainDelay > 0 {
-		var done <-chan struct{}
-		if main != nil {
-			done = main.Done()
-		}
+	mainStarted := mainU != nil && mainU.startSeq > 0
+	// 2. drain_delay, skipped when the main command is already gone (nothing left to drain for).
+	if s.cfg.DrainDelay > 0 && main != nil {
 		select {
 		case <-time.After(s.cfg.DrainDelay):
-		case <-done:
+		case <-main.Done():
 		}
 	}
-	// 3. pre_stop hooks.
-	s.runHooks(s.cfg.PreStop)
+	// 3. pre_stop hooks, with the main command's identity.
+	if mainStarted {
+		s.hookWarn(mainU.job.Spec, mainU.job.PreStop, "pre_stop")
+	}
 
-	// 4-5. stop_signal to the main command (or its leftovers), then the jobs in reverse start order, each
-	// with its stop_timeout before SIGKILL of its group.
-	if mainU != nil {
-		if main == nil && mainU.lastExit != nil {
-			main = nil // already exited: its group's leftovers are handled in step 6
+	// 4-5. stop_signal to the main command, then the jobs in reverse start order, each with its
+	// stop_timeout before SIGKILL of its group.
+	if main != nil {
+		stopSig := main.spec.StopSignal
+		if sig != 0 && sig != unix.SIGTERM {
+			stopSig = sig // SIGINT/SIGQUIT pass through as received
 		}
-		if main != nil {
-			stopSig := main.spec.StopSignal
-			if sig != 0 && sig != unix.SIGTERM {
-				stopSig = sig // SIGINT/SIGQUIT pass through as received
-			}
-			if to, ok := s.cfg.SignalRewrite[sig]; ok && sig != 0 {
-				stopSig = to
-			}
-			e := main.Stop(context.Background(), stopSig)
-			s.setCode(e.Code)
-			s.exitedAtStop(MainName, e)
+		if to, ok := s.cfg.SignalRewrite[sig]; ok && sig != 0 {
+			stopSig = to
 		}
+		e := main.Stop(context.Background(), stopSig)
+		s.setCode(e.Code)
+		s.exitedAtStop(MainName, main.Exit())
 	}
 	for _, u := range jobs {
 		s.mu.Lock()
@@ -688,26 +694,26 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 		if p == nil {
 			continue
 		}
-		if err := s.runHook(u.job.Spec, u.job.PreStop, "pre_stop"); err != nil {
-			s.log.Warn("hook failed", "error", err)
-		}
-		s.exitedAtStop(u.job.Name, p.Stop(context.Background(), 0))
+		s.hookWarn(u.job.Spec, u.job.PreStop, "pre_stop")
+		p.Stop(context.Background(), 0)
 		s.setState(u, stateStopped)
-		if err := s.runHook(u.job.Spec, u.job.PostStop, "post_stop"); err != nil {
-			s.log.Warn("hook failed", "error", err)
-		}
+		s.exitedAtStop(u.job.Name, p.Exit())
+		s.hookWarn(u.job.Spec, u.job.PostStop, "post_stop")
 	}
 
 	// 6. leftovers: as PID 1 every process in the namespace, else every child re-parented to us.
 	s.killLeftovers()
 
-	// 7. post_stop hooks, then give output copiers a bounded moment to flush.
-	s.runHooks(s.cfg.PostStop)
+	// 7. post_stop hooks, then give output copiers one shared, bounded moment to flush.
+	if mainStarted {
+		s.hookWarn(mainU.job.Spec, mainU.job.PostStop, "post_stop")
+	}
 	s.mu.Lock()
 	procs := append([]*Process(nil), s.procs...)
 	s.mu.Unlock()
+	deadline := time.Now().Add(s.cfg.StreamDrain)
 	for _, p := range procs {
-		p.waitStreams(s.cfg.StreamDrain)
+		p.waitStreams(time.Until(deadline))
 	}
 }
 
@@ -797,31 +803,10 @@ func childPids(ppid int) []int {
 	return out
 }
 
-func (s *Supervisor) runHooks(hooks []Hook) {
-	for _, h := range hooks {
-		t := h.Timeout
-		if t <= 0 {
-			t = 30 * time.Second
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), t)
-		code, _, err := s.Exec(ctx, Spec{Name: h.Name, Argv: h.Argv, Env: os.Environ(), Umask: -1}, nil)
-		cancel()
-		switch {
-		case err != nil:
-			s.log.Warn("hook failed", "hook", h.Name, "error", err)
-		case code != 0:
-			s.log.Warn("hook exited non-zero", "hook", h.Name, "code", code)
-		}
-	}
-}
-
 // Exec runs spec to completion, bounded by ctx (on expiry its group is killed). When out is non-nil the
 // combined output is captured into it (up to 64 KiB); otherwise it goes to berth's output like any process.
 // This is how everything in berth that runs a command (hooks, exec checks) avoids a second wait4 owner.
 func (s *Supervisor) Exec(ctx context.Context, spec Spec, out *bytes.Buffer) (int, []byte, error) {
-	if spec.Umask == 0 && spec.Name == "" {
-		spec.Umask = -1
-	}
 	output := s.cfg.Output
 	if out != nil {
 		output = &captureOutput{buf: out}

@@ -278,3 +278,43 @@ func TestTTYForeground(t *testing.T) {
 		t.Fatalf("want exit 4 and foreground=true, have %d:\n%s", code, have)
 	}
 }
+
+// berth catches SIGTSTP/SIGTTIN/SIGTTOU for itself; an ignored disposition would survive exec and make
+// Ctrl-Z do nothing in the application. The child's /proc/self/status must not list them as ignored.
+func TestJobControlSignalsNotIgnoredInChild(t *testing.T) {
+	b := harness.RunBerth(t, harness.BerthOpts{PID1: true, Args: []string{"-control-socket", "off", "--", "cat", "/proc/self/status"}})
+	if have := b.Wait(10 * time.Second); have != 0 {
+		t.Fatalf("exit %d: %s", have, b.Stderr.String())
+	}
+	for _, line := range strings.Split(b.Stdout.String(), "\n") {
+		hex, ok := strings.CutPrefix(line, "SigIgn:")
+		if !ok {
+			continue
+		}
+		var mask uint64
+		if _, err := fmt.Sscanf(strings.TrimSpace(hex), "%x", &mask); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []syscall.Signal{syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU} {
+			if mask&(1<<(uint(s)-1)) != 0 {
+				t.Fatalf("the child inherited an ignored %v (SigIgn %s)", s, strings.TrimSpace(hex))
+			}
+		}
+		return
+	}
+	t.Fatalf("no SigIgn line in:\n%s", b.Stdout.String())
+}
+
+// drain_delay gives load balancers time while the application still serves; once the main command has
+// exited there is nothing to drain and berth must not sit out the delay.
+func TestDrainDelaySkippedWhenMainExited(t *testing.T) {
+	app := harness.TestApp(t)
+	start := time.Now()
+	b := harness.RunBerth(t, harness.BerthOpts{Args: []string{"-control-socket", "off", "-drain-delay", "20s", app, "-code", "3"}})
+	if have := b.Wait(30 * time.Second); have != 3 {
+		t.Fatalf("want 3, have %d", have)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("berth waited %s of a 20s drain_delay after its main command had exited", d)
+	}
+}

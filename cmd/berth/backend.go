@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/control"
@@ -51,15 +54,24 @@ func (b *berth) status() any {
 
 func (k backend) Status() any { return k.b.status() }
 
+// Health is `berth health`: healthy when every check passes and every non-optional service job runs — the
+// same verdicts discovery and the supervisor give `after` and status. Before secrets and registration are
+// ready berth is "starting", which is unhealthy.
 func (k backend) Health() (bool, any) {
 	b := k.b
 	rep := control.HealthReport{Healthy: true}
+	select {
+	case <-b.prepared:
+	default:
+		rep.Healthy = false
+		rep.Checks = append(rep.Checks, control.CheckResult{Name: "berth", Status: control.CheckCritical, Output: "starting"})
+	}
 	if b.disc != nil {
 		for _, c := range b.disc.Checks() {
 			rep.Checks = append(rep.Checks, control.CheckResult{Name: c.Name, Status: c.Status, Output: c.Output})
-			if c.Status != control.CheckPassing {
-				rep.Healthy = false
-			}
+		}
+		if !b.disc.Healthy() {
+			rep.Healthy = false
 		}
 	}
 	for _, u := range b.sup.Status() {
@@ -69,9 +81,11 @@ func (k backend) Health() (bool, any) {
 		st := control.CheckPassing
 		if u.State != "running" {
 			st = control.CheckCritical
-			rep.Healthy = false
 		}
 		rep.Checks = append(rep.Checks, control.CheckResult{Name: "job:" + u.Name, Status: st, Output: u.State})
+	}
+	if !b.sup.JobsHealthy() {
+		rep.Healthy = false
 	}
 	return rep.Healthy, rep
 }
@@ -92,18 +106,34 @@ func (k backend) Reload(ctx context.Context) error {
 	for _, j := range old.Jobs {
 		oldJobs[j.Name] = j
 	}
+	select {
+	case <-b.prepared:
+	default:
+		return &control.RejectedError{Err: fmt.Errorf("berth is still starting; reload once it runs")}
+	}
+	// A changed job gets the resolved shared environment, peers, and its env block: the resolved values of
+	// the running configuration when the block is unchanged; plain values otherwise. Secret references are
+	// resolved at start only, so a changed env block with a new reference is rejected.
+	shared, perUnit := splitEnv(b.resolver.Env(), append(b.sup.Units(), jobNames(nf.Jobs)...))
 	var changed []supervisor.JobSpec
 	seen := map[string]bool{}
 	for _, j := range nf.Jobs {
 		seen[j.Name] = true
-		if o, ok := oldJobs[j.Name]; ok && o.Equal(j) {
+		o, existed := oldJobs[j.Name]
+		if existed && o.Equal(j) {
 			continue
 		}
+		own := perUnit[j.Name]
+		if !existed || !reflect.DeepEqual(o.Env, j.Env) {
+			for k, v := range j.Env {
+				if _, isRef, _ := secrets.ParseRef(v); isRef || embedsSecret(v) {
+					return &control.RejectedError{Err: fmt.Errorf("job %s: env %s holds a secret reference, which is resolved at start only: restart berth to apply it", j.Name, k)}
+				}
+			}
+			own = mapEnv(j.Env)
+		}
 		spec := b.opts.jobSpec(j)
-		// a reloaded job starts with berth's resolved environment plus its own variables (no new secret
-		// references: those are resolved at start only)
-		shared, _ := splitEnv(b.resolver.Env())
-		spec.Env = mergeEnv(shared, mapEnv(j.Env), mapEnv(b.peerEnv()))
+		spec.Env = mergeEnv(shared, own, mapEnv(b.peerEnv()))
 		changed = append(changed, spec)
 	}
 	var removed []string
@@ -121,6 +151,20 @@ func (k backend) Reload(ctx context.Context) error {
 	b.opts.file.Jobs = nf.Jobs
 	b.log.Info("reloaded", "changed", len(changed), "removed", len(removed))
 	return nil
+}
+
+func jobNames(jobs []config.Job) []string {
+	out := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, j.Name)
+	}
+	return out
+}
+
+// embedsSecret reports whether v holds a secret() marker (secrets.Marker), whose first rune opens every marker.
+func embedsSecret(v string) bool {
+	open, _ := utf8.DecodeRuneInString(secrets.Marker("x"))
+	return strings.ContainsRune(v, open)
 }
 
 func (k backend) Maintenance(ctx context.Context, on bool, reason string) error {

@@ -76,17 +76,17 @@ func TestMainDispatch(t *testing.T) {
 }
 
 func TestCombinedEnvRoundTrip(t *testing.T) {
-	base := []string{"PATH=/bin", "A=1"}
+	base := []string{"PATH=/bin", "A=1", "odd:name=kept"}
 	units := map[string]map[string]string{"main": {"A": "2", "B": "x=y"}, "job1": {"C": "3"}}
-	shared, per := splitEnv(combinedEnv(base, units))
-	if strings.Join(shared, " ") != "PATH=/bin A=1" {
+	shared, per := splitEnv(combinedEnv(base, units), []string{"main", "job1"})
+	if strings.Join(shared, " ") != "PATH=/bin A=1 odd:name=kept" {
 		t.Fatalf("shared: %v", shared)
 	}
 	main := mergeEnv(shared, per["main"])
-	if strings.Join(main, " ") != "PATH=/bin A=2 B=x=y" {
+	if strings.Join(main, " ") != "PATH=/bin A=2 odd:name=kept B=x=y" {
 		t.Fatalf("main: %v", main)
 	}
-	if strings.Join(mergeEnv(shared, per["job1"]), " ") != "PATH=/bin A=1 C=3" {
+	if strings.Join(mergeEnv(shared, per["job1"]), " ") != "PATH=/bin A=1 odd:name=kept C=3" {
 		t.Fatalf("job1: %v", per["job1"])
 	}
 }

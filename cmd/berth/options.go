@@ -192,10 +192,11 @@ func (o *options) jobSpec(j config.Job) supervisor.JobSpec {
 	}
 }
 
-// envSep separates a unit name from a variable name in the combined list given to the secrets resolver, so
-// that every unit's env is resolved in one pass (each distinct secret fetched once). It cannot appear in a
-// real variable name.
-const envSep = "\x1f"
+// envSep separates a unit name from a variable name in the combined list given to the secrets resolver
+// ("main:DATABASE_URL"), so that every unit's env block is resolved in one pass and each distinct secret is
+// fetched once. Messages about such a variable then read "main:DATABASE_URL". Only names of known units are
+// split off again, so a host variable that happens to contain ':' is left alone.
+const envSep = ":"
 
 // combinedEnv is berth's environment plus every unit's own env (with secret() markers), namespaced.
 func combinedEnv(base []string, units map[string]map[string]string) []string {
@@ -218,17 +219,33 @@ func combinedEnv(base []string, units map[string]map[string]string) []string {
 	return out
 }
 
-// splitEnv takes a resolved combined list apart: the shared environment, plus each unit's overrides.
-func splitEnv(resolved []string) (shared []string, perUnit map[string][]string) {
+// splitEnv takes a resolved combined list apart: the shared environment, plus each known unit's variables.
+func splitEnv(resolved []string, units []string) (shared []string, perUnit map[string][]string) {
+	known := make(map[string]bool, len(units))
+	for _, u := range units {
+		known[u] = true
+	}
 	perUnit = map[string][]string{}
 	for _, kv := range resolved {
-		if unit, rest, ok := strings.Cut(kv, envSep); ok && !strings.Contains(unit, "=") {
-			perUnit[unit] = append(perUnit[unit], rest)
+		name, _, _ := strings.Cut(kv, "=")
+		if unit, _, ok := strings.Cut(name, envSep); ok && known[unit] {
+			perUnit[unit] = append(perUnit[unit], kv[len(unit)+len(envSep):])
 			continue
 		}
 		shared = append(shared, kv)
 	}
 	return shared, perUnit
+}
+
+// skipEnvFor extends -no-resolve / skip_env to the namespaced names of every unit's env block.
+func skipEnvFor(skip []string, units []string) []string {
+	out := append([]string(nil), skip...)
+	for _, u := range units {
+		for _, name := range skip {
+			out = append(out, u+envSep+name)
+		}
+	}
+	return out
 }
 
 // mergeEnv overlays add (KEY=VALUE) onto base; later entries win.
@@ -362,3 +379,14 @@ func (o *options) discoveryConfig(f *runFlags, metadataURI string) (discovery.Co
 }
 
 func hostEnv() []string { return os.Environ() }
+
+// unitNames are the main command and the jobs of the config file.
+func (o *options) unitNames() []string {
+	names := []string{"main"}
+	if o.file != nil {
+		for _, j := range o.file.Jobs {
+			names = append(names, j.Name)
+		}
+	}
+	return names
+}

@@ -33,7 +33,7 @@ func cmdRun(args []string, stdio Stdio, env LookupEnv) int {
 	if err != nil {
 		return fail(stdio.Err, exitUsage, "%v", err)
 	}
-	if f.config == "" && len(command) == 0 {
+	if f.config == "" && len(command) == 0 && f.service == "" && f.port == 0 && f.peersService == "" && f.prometheus == "" {
 		return fail(stdio.Err, exitUsage, "no command to run and no -config (usage: berth [run] [flags] [--] COMMAND [ARG...])")
 	}
 	b, code, err := assemble(f, command, stdio, env)
@@ -130,7 +130,11 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 			return getenv(k)
 		}
 	}
-	if addr, _ := telemetry.ResolveDogStatsD(dogstatsd, getenv); addr != "" || o.prometheus != "" {
+	dsdAddr, err := telemetry.ResolveDogStatsD(dogstatsd, getenv)
+	if err != nil {
+		return nil, exitUsage, err // a malformed DD_DOGSTATSD_URL must not silently turn metrics off
+	}
+	if dsdAddr != "" || o.prometheus != "" {
 		b.metrics, err = telemetry.NewMetrics(telemetry.MetricsConfig{
 			DogStatsD: dogstatsd, Prometheus: o.prometheus, Env: metricsEnv, MetadataURI: metadataURI,
 			Status: func() any { return b.status() }, Processes: func() map[string]int { return b.sup.Pids() },
@@ -154,7 +158,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 	}
 
 	// secrets: the resolver is cheap until it has something to fetch (AWS config is loaded lazily)
-	secCfg := secrets.Config{SkipEnv: o.skipEnv, Blocks: o.secretBlocks(), MetadataURI: metadataURI,
+	secCfg := secrets.Config{SkipEnv: skipEnvFor(o.skipEnv, o.unitNames()), Blocks: o.secretBlocks(), MetadataURI: metadataURI,
 		NewValues: b.addSecretValues}
 	if file != nil {
 		so := file.SecretsOptions
@@ -195,14 +199,8 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 		if mp != nil {
 			supCfg.MainAfter = mp.After
 			supCfg.MainPreStart = hook(mp.PreStart)
-			if h := hook(mp.PreStop); h != nil {
-				h.Name = "main.pre_stop"
-				supCfg.PreStop = append(supCfg.PreStop, *h)
-			}
-			if h := hook(mp.PostStop); h != nil {
-				h.Name = "main.post_stop"
-				supCfg.PostStop = append(supCfg.PostStop, *h)
-			}
+			supCfg.MainPreStop = hook(mp.PreStop)
+			supCfg.MainPostStop = hook(mp.PostStop)
 		}
 	}
 	if file != nil {
@@ -299,9 +297,6 @@ func (b *berth) run() int {
 		}
 		fail(b.stdio.Err, code, "%v", err)
 	}
-	if b.metrics != nil {
-		_ = b.metrics.Close()
-	}
 	return code
 }
 
@@ -331,7 +326,7 @@ func (b *berth) hasRefresh() bool {
 // Consul registration (required semantics), then the initial peer lookup. Any failure starts nothing.
 func (b *berth) prepare(ctx context.Context) error {
 	units := map[string]map[string]string{}
-	if b.opts.file != nil {
+	if b.opts.file != nil { // each unit's own env block, namespaced so that one resolution serves all
 		if m := b.opts.file.Main; m != nil && len(m.Env) > 0 {
 			units[supervisor.MainName] = m.Env
 		}
@@ -346,24 +341,15 @@ func (b *berth) prepare(ctx context.Context) error {
 		return err
 	}
 	b.addSecretValues(res.Values)
-	shared, perUnit := splitEnv(res.Env)
-
-	var peerEnv []string
 	if b.disc != nil {
 		if err := b.disc.Register(ctx); err != nil {
 			return err
 		}
-		pe, err := b.disc.ResolvePeers(ctx)
-		if err != nil {
-			return err
-		}
-		peerEnv = mapEnv(pe)
-	}
-	for _, name := range b.sup.Units() {
-		if err := b.sup.SetEnv(name, mergeEnv(shared, perUnit[name], peerEnv)); err != nil {
+		if _, err := b.disc.ResolvePeers(ctx); err != nil {
 			return err
 		}
 	}
+	b.setUnitEnvs(res.Env)
 	close(b.prepared)
 	return nil
 }
@@ -386,17 +372,21 @@ func (b *berth) onPeersChange(name, action string) {
 	b.apply(action)
 }
 
-// onSecretChange applies a secret block's on_change after a refresh found a new version.
+// onSecretChange takes a refreshed secret into every unit's environment for its next start (so a later
+// crash-restart never runs with the old value), then applies the block's on_change.
 func (b *berth) onSecretChange(block, action string) {
 	b.log.Info("secret changed", "secret", block, "action", action)
-	if action == "restart" {
-		_, perUnit := splitEnv(b.resolver.Env())
-		shared, _ := splitEnv(b.resolver.Env())
-		for _, name := range b.sup.Units() {
-			_ = b.sup.SetEnv(name, mergeEnv(shared, perUnit[name], mapEnv(b.peerEnv())))
-		}
-	}
+	b.setUnitEnvs(b.resolver.Env())
 	b.apply(action)
+}
+
+// setUnitEnvs gives every unit its environment: the resolved shared env, its own resolved variables, peers.
+func (b *berth) setUnitEnvs(resolved []string) {
+	shared, perUnit := splitEnv(resolved, b.sup.Units())
+	peers := mapEnv(b.peerEnv())
+	for _, name := range b.sup.Units() {
+		_ = b.sup.SetEnv(name, mergeEnv(shared, perUnit[name], peers))
+	}
 }
 
 func (b *berth) peerEnv() map[string]string {
