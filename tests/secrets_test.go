@@ -9,34 +9,25 @@ package tests
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/berth-dev/berth/tests/harness"
 )
@@ -44,35 +35,17 @@ import (
 // secAccount is moto's default account id, as it appears in the ARNs moto returns.
 const secAccount = "123456789012"
 
-// secAWS is a moto_server plus SDK clients that seed it. The test process's own environment is left alone
-// (no t.Setenv): berth gets moto's variables through BerthOpts.Env.
+// secAWS is a moto_server plus the harness's SDK clients that seed it. The test process's own environment is
+// left alone (no t.Setenv): berth gets moto's variables through BerthOpts.Env.
 type secAWS struct {
+	*harness.AWS
 	moto *harness.Moto
-	cfg  aws.Config
-	sm   *secretsmanager.Client
-	ssm  *ssm.Client
-	s3   *s3.Client
-	kms  *kms.Client
 }
 
 func secStartAWS(t testing.TB) *secAWS {
 	t.Helper()
 	m := harness.StartMoto(t)
-	cfg := aws.Config{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(m.URL),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"}, nil
-		}),
-	}
-	return &secAWS{
-		moto: m,
-		cfg:  cfg,
-		sm:   secretsmanager.NewFromConfig(cfg),
-		ssm:  ssm.NewFromConfig(cfg),
-		s3:   s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
-		kms:  kms.NewFromConfig(cfg),
-	}
+	return &secAWS{AWS: harness.AWSClients(t, m.URL), moto: m}
 }
 
 // env is the environment that points berth's SDK default chain at endpoint (moto, or a proxy in front of it).
@@ -88,115 +61,6 @@ func (a *secAWS) env(endpoint string, extra ...string) []string {
 		env = append(env, kv)
 	}
 	return append(env, extra...)
-}
-
-// secret creates a string secret and returns its ARN and version id.
-func (a *secAWS) secret(t testing.TB, name, value string) (arn, version string) {
-	t.Helper()
-	out, err := a.sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: &name, SecretString: &value})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *out.ARN, *out.VersionId
-}
-
-// putSecret adds a version (AWSCURRENT unless stages are given) and returns its id.
-func (a *secAWS) putSecret(t testing.TB, name, value string, stages ...string) string {
-	t.Helper()
-	out, err := a.sm.PutSecretValue(t.Context(), &secretsmanager.PutSecretValueInput{SecretId: &name, SecretString: &value, VersionStages: stages})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *out.VersionId
-}
-
-func (a *secAWS) param(t testing.TB, name, value string, secure bool) {
-	t.Helper()
-	typ := ssmtypes.ParameterTypeString
-	if secure {
-		typ = ssmtypes.ParameterTypeSecureString
-	}
-	if _, err := a.ssm.PutParameter(t.Context(), &ssm.PutParameterInput{Name: &name, Value: &value, Type: typ, Overwrite: aws.Bool(true)}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (a *secAWS) key(t testing.TB) string {
-	t.Helper()
-	out, err := a.kms.CreateKey(t.Context(), &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *out.KeyMetadata.KeyId
-}
-
-// secProxy is a reverse proxy in front of moto that counts requests by X-Amz-Target (or "METHOD /path" for
-// REST services), can delay every request (a WAN round trip), and can answer a request itself with an
-// injected error (throttling, 5xx) — everything else is moto's real answer.
-type secProxy struct {
-	URL string
-
-	mu     sync.Mutex
-	counts map[string]int
-	delay  time.Duration
-	inject func(target string, n int) (status int, body string)
-}
-
-func secStartProxy(t testing.TB, motoURL string) *secProxy {
-	t.Helper()
-	u, err := url.Parse(motoURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &secProxy{counts: map[string]int{}}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		target := r.Header.Get("X-Amz-Target")
-		if target == "" {
-			target = r.Method + " " + r.URL.Path
-		}
-		p.mu.Lock()
-		n := p.counts[target]
-		p.counts[target]++
-		inject, delay := p.inject, p.delay
-		p.mu.Unlock()
-		if delay > 0 {
-			time.Sleep(delay)
-		}
-		if inject != nil {
-			if status, body := inject(target, n); status != 0 {
-				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-				w.WriteHeader(status)
-				_, _ = w.Write([]byte(body))
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
-	return p
-}
-
-func (p *secProxy) count(target string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.counts[target]
-}
-
-// setInject makes the proxy answer a request itself when f returns a status: f gets the target and how many
-// requests for it came before.
-func (p *secProxy) setInject(f func(target string, n int) (status int, body string)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.inject = f
-}
-
-// setDelay delays every request by d before it is answered.
-func (p *secProxy) setDelay(d time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.delay = d
 }
 
 const (
@@ -329,18 +193,18 @@ func TestSecretsEnvReferences(t *testing.T) {
 	app := harness.TestApp(t)
 	a := secStartAWS(t)
 
-	dbARN, v1 := a.secret(t, "prod/db", `{"username":"app-user","password":"pw-version-1","port":5432}`)
-	v2 := a.putSecret(t, "prod/db", `{"username":"app-user","password":"pw-staged-2"}`, "STAGED")
-	a.putSecret(t, "prod/db", `{"username":"app-user","password":"pw-current-3"}`) // v1 becomes AWSPREVIOUS
+	dbARN, v1 := a.Secret(t, "prod/db", `{"username":"app-user","password":"pw-version-1","port":5432}`)
+	v2 := a.PutSecret(t, "prod/db", `{"username":"app-user","password":"pw-staged-2"}`, "STAGED")
+	a.PutSecret(t, "prod/db", `{"username":"app-user","password":"pw-current-3"}`) // v1 becomes AWSPREVIOUS
 	tricky := "He said \"hi\" = 'x'  a=b==c  $HOME `id` \\n \t tab ü\nsecond line  "
-	trickyARN, _ := a.secret(t, "tricky", tricky)
-	if _, err := a.sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("binary"), SecretBinary: []byte("binary\x01secret ü")}); err != nil {
+	trickyARN, _ := a.Secret(t, "tricky", tricky)
+	if _, err := a.SecretsManager.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("binary"), SecretBinary: []byte("binary\x01secret ü")}); err != nil {
 		t.Fatal(err)
 	}
-	a.param(t, "/prod/app/key", "param-old-value", true)
-	a.param(t, "/prod/app/key", "param-new-value", true)
-	a.param(t, "plainparam", "plain-param-value", false)
-	key := a.key(t)
+	a.Param(t, "/prod/app/key", "param-old-value", true)
+	a.Param(t, "/prod/app/key", "param-new-value", true)
+	a.Param(t, "plainparam", "plain-param-value", false)
+	key := a.Key(t)
 	plainFile := secWriteFile(t, filepath.Join(t.TempDir(), "plain"), "kms-plaintext = 'value'")
 	kmsRef := strings.TrimSpace(secEncrypt(t, a, "-key", key, "-ref", "-in", plainFile))
 	if !strings.HasPrefix(kmsRef, "kms:") {
@@ -418,7 +282,7 @@ func TestSecretsEnvReferences(t *testing.T) {
 		var env, names []string
 		want := map[string]string{}
 		for _, region := range []string{"eu-west-1", "cn-north-1", "us-gov-west-1"} {
-			sm := secretsmanager.NewFromConfig(a.cfg, func(o *secretsmanager.Options) { o.Region = region })
+			sm := secretsmanager.NewFromConfig(a.Config, func(o *secretsmanager.Options) { o.Region = region })
 			value := "value-in-" + region
 			out, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("regional/db"),
 				SecretString: aws.String(`{"password":"` + value + `"}`)})
@@ -506,11 +370,11 @@ func TestSecretsConfigBlocks(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 
-	a.secret(t, "app/db", `{"username":"db-user-name","password":"db-pass \"q\" = 'w'","port":5432}`)
+	a.Secret(t, "app/db", `{"username":"db-user-name","password":"db-pass \"q\" = 'w'","port":5432}`)
 	wantPath := map[string]string{}
 	for i := 1; i <= 11; i++ {
 		name := fmt.Sprintf("/svc/app/p%02d", i)
-		a.param(t, name, fmt.Sprintf("path-value-%02d", i), i%2 == 0)
+		a.Param(t, name, fmt.Sprintf("path-value-%02d", i), i%2 == 0)
 		wantPath[fmt.Sprintf("APP_P%02d", i)] = fmt.Sprintf("path-value-%02d", i)
 	}
 	for name, v := range map[string]string{
@@ -519,31 +383,31 @@ func TestSecretsConfigBlocks(t *testing.T) {
 		"/svc/app/deep/a/b/leaf": "deep-leaf-value",
 		"/svc/app/api-key":       "api-key-value-1",
 	} {
-		a.param(t, name, v, true)
+		a.Param(t, name, v, true)
 	}
 	wantPath["APP_DB_HOST"] = "db.internal:5432"
 	wantPath["APP_DB_PASS"] = "nested pass = \"x\""
 	wantPath["APP_DEEP_A_B_LEAF"] = "deep-leaf-value"
 	wantPath["APP_API_KEY"] = "api-key-value-1"
-	a.param(t, "/svc/other/outside", "outside-value", false) // not under the path
+	a.Param(t, "/svc/other/outside", "outside-value", false) // not under the path
 
 	// S3 dotenv, SSE-KMS
-	s3Key := a.key(t)
-	if _, err := a.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("berth-config")}); err != nil {
+	s3Key := a.Key(t)
+	if _, err := a.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("berth-config")}); err != nil {
 		t.Fatal(err)
 	}
 	dotenv := "# app settings\r\nexport TOKEN=\"tok \\\"quoted\\\" = v\"\r\nPLAIN = plain value with spaces # comment\nSINGLE='literal $HOME \\n'\n"
-	if _, err := a.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("berth-config"), Key: aws.String("prod/app.env"),
+	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("berth-config"), Key: aws.String("prod/app.env"),
 		Body: strings.NewReader(dotenv), ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: &s3Key}); err != nil {
 		t.Fatal(err)
 	}
-	head, err := a.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("berth-config"), Key: aws.String("prod/app.env")})
+	head, err := a.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("berth-config"), Key: aws.String("prod/app.env")})
 	if err != nil || head.ServerSideEncryption != s3types.ServerSideEncryptionAwsKms {
 		t.Fatalf("want the dotenv object stored with SSE-KMS, have %v (%v)", head, err)
 	}
 
 	// 20 KiB baked config, envelope-encrypted by the CLI
-	fileKey := a.key(t)
+	fileKey := a.Key(t)
 	plain := make([]byte, 20<<10)
 	if _, err := rand.Read(plain); err != nil {
 		t.Fatal(err)
@@ -649,7 +513,7 @@ secret "baked" {
 func TestSecretsFetchOnce(t *testing.T) {
 	app := harness.TestApp(t)
 	a := secStartAWS(t)
-	proxy := secStartProxy(t, a.moto.URL)
+	proxy := harness.StartAWSProxy(t, a.moto.URL)
 	env, want := secFanout(t, a, "fo")
 	out := filepath.Join(t.TempDir(), "env.json")
 	names := slices.Sorted(maps.Keys(want))
@@ -658,7 +522,7 @@ func TestSecretsFetchOnce(t *testing.T) {
 		t.Fatalf("want exit 0, have %d\nstderr:\n%s", code, secScrub(b.Stderr.String(), slices.Collect(maps.Values(want))...))
 	}
 	secCompare(t, secChildEnv(t, out), want)
-	if have := proxy.count(secTargetGetSecret); have != 5 {
+	if have := proxy.Count(secTargetGetSecret); have != 5 {
 		t.Errorf("want exactly 5 GetSecretValue calls for 50 references to 5 secrets, have %d", have)
 	}
 }
@@ -678,7 +542,7 @@ func secFanout(t testing.TB, a *secAWS, prefix string) (env []string, want map[s
 			env = append(env, fmt.Sprintf("%s=secretsmanager:%s/s%d:k%d", name, prefix, i, j))
 		}
 		js, _ := json.Marshal(doc)
-		a.secret(t, fmt.Sprintf("%s/s%d", prefix, i), string(js))
+		a.Secret(t, fmt.Sprintf("%s/s%d", prefix, i), string(js))
 	}
 	return env, want
 }
@@ -689,9 +553,9 @@ func TestSecretsFailClosed(t *testing.T) {
 	app := harness.TestApp(t)
 	a := secStartAWS(t)
 	const existing = "existing-value-must-not-leak"
-	a.secret(t, "present", existing)
-	a.secret(t, "present/json", `{"user":"json-user-must-not-leak"}`)
-	a.param(t, "/present/param", "param-value-must-not-leak", true)
+	a.Secret(t, "present", existing)
+	a.Secret(t, "present/json", `{"user":"json-user-must-not-leak"}`)
+	a.Param(t, "/present/param", "param-value-must-not-leak", true)
 	values := []string{existing, "param-value-must-not-leak", "json-user-must-not-leak"}
 
 	t.Run("not found", func(t *testing.T) {
@@ -728,8 +592,8 @@ func TestSecretsFailClosed(t *testing.T) {
 	})
 
 	t.Run("throttled past the timeout", func(t *testing.T) {
-		proxy := secStartProxy(t, a.moto.URL)
-		proxy.setInject(func(string, int) (int, string) { return 400, secThrottled })
+		proxy := harness.StartAWSProxy(t, a.moto.URL)
+		proxy.SetInject(func(string, int) (int, string) { return 400, secThrottled })
 		dir := t.TempDir()
 		log := filepath.Join(dir, "main.log")
 		cfg := secWriteFile(t, filepath.Join(dir, "berth.hcl"), "secrets {\n  timeout = \"2s\"\n}\n")
@@ -746,21 +610,21 @@ func TestSecretsFailClosed(t *testing.T) {
 		if elapsed > 20*time.Second {
 			t.Errorf("want berth to give up after secrets.timeout (2s), it took %s", elapsed)
 		}
-		if n := proxy.count(secTargetGetSecret); n < 2 {
+		if n := proxy.Count(secTargetGetSecret); n < 2 {
 			t.Errorf("want throttled requests retried, have %d GetSecretValue calls", n)
 		}
 		lines := secBerthLines(stderr)
 		if len(lines) != 1 || !strings.Contains(lines[0], "DB_PASSWORD") || !strings.Contains(lines[0], "secretsmanager:present") {
 			t.Errorf("want one berth: line naming DB_PASSWORD and its reference, have %q", lines)
 		}
-		t.Logf("message after %s and %d attempts: %s", elapsed.Round(time.Millisecond), proxy.count(secTargetGetSecret), strings.Join(lines, " | "))
+		t.Logf("message after %s and %d attempts: %s", elapsed.Round(time.Millisecond), proxy.Count(secTargetGetSecret), strings.Join(lines, " | "))
 		secNoValues(t, "berth's stderr", stderr, values...)
 		secNotStarted(t, log)
 	})
 
 	t.Run("throttling and 500s retried then success", func(t *testing.T) {
-		proxy := secStartProxy(t, a.moto.URL)
-		proxy.setInject(func(target string, n int) (int, string) {
+		proxy := harness.StartAWSProxy(t, a.moto.URL)
+		proxy.SetInject(func(target string, n int) (int, string) {
 			switch {
 			case target == secTargetGetSecret && n < 3:
 				return 400, secThrottled
@@ -776,14 +640,14 @@ func TestSecretsFailClosed(t *testing.T) {
 			t.Fatalf("want exit 0 after retries, have %d\nstderr:\n%s", code, secScrub(b.Stderr.String(), values...))
 		}
 		secCompare(t, secChildEnv(t, out), map[string]string{"DB_PASSWORD": existing})
-		if n := proxy.count(secTargetGetSecret); n != 6 {
+		if n := proxy.Count(secTargetGetSecret); n != 6 {
 			t.Errorf("want 3 throttled + 2 failed + 1 good GetSecretValue calls, have %d", n)
 		}
 	})
 
 	t.Run("wrong encryption context", func(t *testing.T) {
 		dir := t.TempDir()
-		key := a.key(t)
+		key := a.Key(t)
 		plainPath, encPath := filepath.Join(dir, "config.json"), filepath.Join(dir, "config.json.enc")
 		const content = `{"api_token":"file-secret-must-not-leak"}`
 		secWriteFile(t, plainPath, content)
@@ -826,9 +690,9 @@ func TestSecretsNeverLeaked(t *testing.T) {
 	const token = "tok-7f3a9c1e-never-leak"
 	const dbPass = "db-pass-5b2e-never-leak"
 	const param = "param-c41d-never-leak"
-	a.secret(t, "leak/token", token)
-	a.secret(t, "leak/db", `{"user":"app","password":"`+dbPass+`"}`)
-	a.param(t, "/leak/param", param, true)
+	a.Secret(t, "leak/token", token)
+	a.Secret(t, "leak/db", `{"user":"app","password":"`+dbPass+`"}`)
+	a.Param(t, "/leak/param", param, true)
 	values := []string{token, dbPass, param}
 	refs := []string{"API_TOKEN=secretsmanager:leak/token", "DB_PASSWORD=secretsmanager:leak/db:password", "PARAM=ssm:/leak/param"}
 
@@ -901,7 +765,7 @@ func TestSecretsNeverLeaked(t *testing.T) {
 func TestSecretsSidecar(t *testing.T) {
 	a := secStartAWS(t)
 	const value = "sidecar-token-value-1234"
-	a.secret(t, "sidecar/token", value)
+	a.Secret(t, "sidecar/token", value)
 
 	t.Run("writes and exits 0", func(t *testing.T) {
 		dir := t.TempDir()
@@ -961,7 +825,7 @@ secret "missing" {
 func TestSecretsRefresh(t *testing.T) {
 	app := harness.TestApp(t)
 	a := secStartAWS(t)
-	a.secret(t, "rot/token", "token-version-one")
+	a.Secret(t, "rot/token", "token-version-one")
 	dir := t.TempDir()
 	dest, log := filepath.Join(dir, "secrets", "token"), filepath.Join(dir, "main.log")
 	cfg := secWriteFile(t, filepath.Join(dir, "berth.hcl"), fmt.Sprintf(`
@@ -980,7 +844,7 @@ secret "rot" {
 	if data, _ := os.ReadFile(log); strings.Contains(string(data), "signal HUP") {
 		t.Fatal("SIGHUP before the secret changed")
 	}
-	a.putSecret(t, "rot/token", "token-version-two")
+	a.PutSecret(t, "rot/token", "token-version-two")
 	// polled here rather than with harness.WaitFile, which would print the file (a secret) on failure
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if data, _ := os.ReadFile(dest); string(data) == "token-version-two" {
@@ -1014,8 +878,8 @@ func TestSecretsBench(t *testing.T) {
 	runs := 15
 	a := secStartAWS(t)
 	env, _ := secFanout(t, a, "bench")
-	slow := secStartProxy(t, a.moto.URL)
-	slow.setDelay(20 * time.Millisecond)
+	slow := harness.StartAWSProxy(t, a.moto.URL)
+	slow.SetDelay(20 * time.Millisecond)
 	dir := t.TempDir()
 	cfgDefault := secWriteFile(t, filepath.Join(dir, "default.hcl"), "# default concurrency (8)\n")
 	cfgSeq := secWriteFile(t, filepath.Join(dir, "seq.hcl"), "secrets {\n  concurrency = 1\n}\n")

@@ -1,0 +1,177 @@
+package harness
+
+import (
+	"context"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// AWS holds SDK clients a test seeds moto with. The clients get an explicit configuration (us-east-1, the
+// dummy credentials of Moto.Env), so building them reads and changes nothing in the process environment:
+// what the code under test sees stays up to the test.
+type AWS struct {
+	// Config is the configuration the clients were built from, for a client with other options (another
+	// region).
+	Config         aws.Config
+	SecretsManager *secretsmanager.Client
+	SSM            *ssm.Client
+	// S3 uses path-style addressing, which moto needs for buckets on 127.0.0.1.
+	S3  *s3.Client
+	KMS *kms.Client
+}
+
+// AWSClients returns clients for the AWS API at endpoint (a moto_server, or an AWSProxy in front of one).
+func AWSClients(t testing.TB, endpoint string) *AWS {
+	t.Helper()
+	if endpoint == "" {
+		t.Fatal("harness: AWSClients needs an endpoint (an empty one would send the requests to AWS itself)")
+	}
+	cfg := aws.Config{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"}, nil
+		}),
+	}
+	return &AWS{
+		Config:         cfg,
+		SecretsManager: secretsmanager.NewFromConfig(cfg),
+		SSM:            ssm.NewFromConfig(cfg),
+		S3:             s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
+		KMS:            kms.NewFromConfig(cfg),
+	}
+}
+
+// Secret creates a Secrets Manager string secret and returns its ARN and version id.
+func (a *AWS) Secret(t testing.TB, name, value string) (arn, version string) {
+	t.Helper()
+	out, err := a.SecretsManager.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: &name, SecretString: &value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *out.ARN, *out.VersionId
+}
+
+// PutSecret adds a version (AWSCURRENT unless stages are given) and returns its id.
+func (a *AWS) PutSecret(t testing.TB, name, value string, stages ...string) string {
+	t.Helper()
+	out, err := a.SecretsManager.PutSecretValue(t.Context(), &secretsmanager.PutSecretValueInput{SecretId: &name, SecretString: &value, VersionStages: stages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *out.VersionId
+}
+
+// Param creates or overwrites an SSM parameter, a SecureString when secure.
+func (a *AWS) Param(t testing.TB, name, value string, secure bool) {
+	t.Helper()
+	typ := ssmtypes.ParameterTypeString
+	if secure {
+		typ = ssmtypes.ParameterTypeSecureString
+	}
+	if _, err := a.SSM.PutParameter(t.Context(), &ssm.PutParameterInput{Name: &name, Value: &value, Type: typ, Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Key creates a KMS key and returns its id.
+func (a *AWS) Key(t testing.TB) string {
+	t.Helper()
+	out, err := a.KMS.CreateKey(t.Context(), &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *out.KeyMetadata.KeyId
+}
+
+// AWSProxy is a reverse proxy in front of moto that counts requests by X-Amz-Target (or "METHOD /path" for
+// REST services), can delay every request (a WAN round trip), and can answer a request itself with an
+// injected error (throttling, 5xx) — everything else is moto's real answer.
+type AWSProxy struct {
+	URL string
+
+	mu     sync.Mutex
+	counts map[string]int
+	delay  time.Duration
+	inject func(target string, n int) (status int, body string)
+}
+
+// StartAWSProxy starts an AWSProxy in front of motoURL; t.Cleanup stops it.
+func StartAWSProxy(t testing.TB, motoURL string) *AWSProxy {
+	t.Helper()
+	u, err := url.Parse(motoURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &AWSProxy{counts: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.Header.Get("X-Amz-Target")
+		if target == "" {
+			target = r.Method + " " + r.URL.Path
+		}
+		p.mu.Lock()
+		n := p.counts[target]
+		p.counts[target]++
+		inject, delay := p.inject, p.delay
+		p.mu.Unlock()
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		if inject != nil {
+			if status, body := inject(target, n); status != 0 {
+				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(body))
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// Count is how many requests for target (an X-Amz-Target, or "METHOD /path") the proxy has seen, injected
+// answers included.
+func (p *AWSProxy) Count(target string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts[target]
+}
+
+// Counts returns a copy of every target's count.
+func (p *AWSProxy) Counts() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.counts)
+}
+
+// SetInject makes the proxy answer a request itself when f returns a status other than 0: f gets the target
+// and how many requests for it came before. nil passes every request on to moto.
+func (p *AWSProxy) SetInject(f func(target string, n int) (status int, body string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inject = f
+}
+
+// SetDelay delays every request by d before it is answered (or injected).
+func (p *AWSProxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
