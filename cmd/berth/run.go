@@ -217,10 +217,13 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 		return nil, exitConfig, err
 	}
 
-	// control socket: created now so a second berth on the same socket fails before starting anything
+	// control socket. One asked for explicitly is created now, so that a second berth on the same socket
+	// fails before starting anything. The default one is optional: it is created by its actor, off the path
+	// to the main command's exec (about 1 ms), and a failure only disables it — a zero-config berth must run
+	// like tini even where it cannot create /var/run/berth.sock.
 	if o.controlSocket != "" {
 		srv, err := control.New(control.Config{Socket: o.controlSocket}, backend{b}, b.log)
-		if err == nil {
+		if err == nil && o.controlExplicit {
 			err = srv.Listen()
 		}
 		switch {
@@ -230,7 +233,6 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 		case o.controlExplicit:
 			return nil, exitUnavailable, fmt.Errorf("control socket: %w", err)
 		default:
-			// zero-config berth must run like tini even where it cannot create /var/run/berth.sock
 			b.log.Debug("control socket disabled", "socket", o.controlSocket, "error", err)
 		}
 	}
@@ -287,7 +289,16 @@ func (b *berth) run() int {
 	if b.ctl != nil {
 		// control plane: berth ctl / berth health; the socket is removed when it returns.
 		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return b.ctl.Run(ctx) }, func(error) { cancel() })
+		g.Add(func() error {
+			if !b.opts.controlExplicit {
+				if err := b.ctl.Listen(); err != nil {
+					b.log.Debug("control socket disabled", "socket", b.opts.controlSocket, "error", err)
+					<-ctx.Done()
+					return nil
+				}
+			}
+			return b.ctl.Run(ctx)
+		}, func(error) { cancel() })
 	}
 	err := g.Run()
 	code := b.sup.ExitCode()
