@@ -9,6 +9,9 @@ APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time
 
 export CGO_ENABLED := 0
 export GOTOOLCHAIN := local
+# moto_server lives beside the Python that has moto (pyenv here); a non-login CI shell may not have it on PATH.
+PYBIN := $(shell python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))' 2>/dev/null)
+export PATH := $(PATH):$(PYBIN):$(HOME)/.pyenv/shims
 
 .PHONY: all build deps tools test vet fmt-check bench demo clean image
 
