@@ -15,34 +15,8 @@ import (
 	"github.com/berth-dev/berth/tests/harness"
 )
 
-var raceOnce sync.Once
-var racePath string
-var raceErr error
-
-// raceBerth builds cmd/berth with the race detector (cgo), once per test binary: the control plane's
-// concurrency is checked inside the real binary, not only in the test process.
-func raceBerth(t *testing.T) string {
-	t.Helper()
-	root := harness.RepoRoot(t)
-	raceOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-race-")
-		if err != nil {
-			raceErr = err
-			return
-		}
-		racePath = filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-race", "-o", racePath, "./cmd/berth")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			raceErr = fmt.Errorf("go build -race ./cmd/berth: %v\n%s", err, out)
-		}
-	})
-	if raceErr != nil {
-		t.Fatal(raceErr)
-	}
-	return racePath
-}
+// raceBerth is berth built with the race detector: these tests drive concurrent ctl clients into it.
+func raceBerth(t *testing.T) string { return harness.RaceBerth(t) }
 
 // raceRun is a race-enabled berth started by the test (not PID 1: status pids are the test's pids).
 type raceRun struct {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,35 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-var testappOnce sync.Once
-var testappPath string
-var testappErr error
-
-// TestApp builds tests/testapp (static) once per test binary and returns its path.
-func TestApp(t testing.TB) string {
-	t.Helper()
-	root := RepoRoot(t)
-	testappOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-testapp-")
-		if err != nil {
-			testappErr = err
-			return
-		}
-		_ = os.Chmod(dir, 0o755) // -user nobody must be able to run it
-		testappPath = filepath.Join(dir, "testapp")
-		cmd := exec.Command("go", "build", "-o", testappPath, "./tests/testapp")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			testappErr = fmt.Errorf("go build ./tests/testapp: %v\n%s", err, out)
-		}
-	})
-	if testappErr != nil {
-		t.Fatal(testappErr)
-	}
-	return testappPath
-}
 
 // SyncBuffer is a bytes.Buffer safe for a writer goroutine and a reading test.
 type SyncBuffer struct {

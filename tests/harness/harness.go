@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -63,33 +64,59 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-var buildOnce sync.Once
-var buildPath string
-var buildErr error
+// binary is a program of this repository built once per test binary.
+type binary struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-// Berth builds ./cmd/berth once per test binary (static, like the release) and returns its path.
-func Berth(t testing.TB) string {
+// Built once per test binary, shared by every test of the package (a cache, not state a test relies on).
+var (
+	berthBin     binary
+	berthRaceBin binary
+	testappBin   binary
+)
+
+// build compiles pkg into a fresh directory the first time b is asked for, and returns its path. Static
+// (CGO_ENABLED=0) like the release, unless race is set (the race detector needs cgo).
+func (b *binary) build(t testing.TB, pkg, name string, race bool) string {
 	t.Helper()
 	root := RepoRoot(t)
-	buildOnce.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "berth-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		buildPath = filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/berth")
+		_ = os.Chmod(dir, 0o755) // -user nobody must be able to run what is inside
+		b.path = filepath.Join(dir, name)
+		args := []string{"build", "-o", b.path}
+		cgo := "CGO_ENABLED=0"
+		if race {
+			args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), cgo)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/berth: %v\n%s", err, out)
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(append(args, pkg), " "), err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildPath
+	return b.path
 }
+
+// Berth builds ./cmd/berth once per test binary (static, like the release) and returns its path.
+func Berth(t testing.TB) string { return berthBin.build(t, "./cmd/berth", "berth", false) }
+
+// RaceBerth builds ./cmd/berth with the race detector once per test binary.
+func RaceBerth(t testing.TB) string { return berthRaceBin.build(t, "./cmd/berth", "berth", true) }
+
+// TestApp builds tests/testapp (static) once per test binary and returns its path.
+func TestApp(t testing.TB) string { return testappBin.build(t, "./tests/testapp", "testapp", false) }
 
 // Process is a background component started by the harness.
 type Process struct {
