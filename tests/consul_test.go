@@ -411,3 +411,26 @@ func TestConsulRestartMidRun(t *testing.T) {
 	default:
 	}
 }
+
+// The zero-config peer flags: a second task finds the first through Consul and its main command gets the
+// peer list in -peers-env, without a config file (Hazelcast-style "who are my initial members?").
+func TestConsulZeroConfigPeers(t *testing.T) {
+	c := harness.StartConsul(t)
+	app := harness.TestApp(t)
+	name := uniqueName(t, "hz")
+	port := harness.FreePort(t)
+	first := harness.RunBerth(t, harness.BerthOpts{Env: []string{"CONSUL_HTTP_ADDR=" + c.Addr},
+		Args: []string{"-control-socket", "off", "-service", name, "-port", strconv.Itoa(port),
+			"-check-tcp", "127.0.0.1:" + strconv.Itoa(port), "-check-interval", "1s", "--", app, "-http", "127.0.0.1:" + strconv.Itoa(port)}})
+	waitConsul(t, c.Addr, name, 20*time.Second, "first member passing", oneWithStatus("passing"), first)
+
+	second := harness.RunBerth(t, harness.BerthOpts{Env: []string{"CONSUL_HTTP_ADDR=" + c.Addr},
+		Args: []string{"-control-socket", "off", "-peers-service", name, "-peers-env", "HZ_MEMBERS", "-peers-min", "1",
+			"-peers-wait", "20s", "--", app, "-env", "HZ_MEMBERS"}})
+	if have := second.Wait(30 * time.Second); have != 0 {
+		t.Fatalf("second member: exit %d\n%s", have, second.Stderr.String())
+	}
+	if !strings.Contains(second.Stdout.String(), ":"+strconv.Itoa(port)+" set=true") {
+		t.Fatalf("want HZ_MEMBERS=<addr>:%d in the child, have:\n%s", port, second.Stdout.String())
+	}
+}
