@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/discovery/ecsmeta"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,6 +48,9 @@ type Config struct {
 	Peers []PeersConfig
 	// MetadataURI is the value of ECS_CONTAINER_METADATA_URI_V4; "" means "not on ECS".
 	MetadataURI string
+	// Metadata, when set, is the berth-wide cache of the task metadata at MetadataURI (fetched once for
+	// discovery, telemetry and secrets); nil fetches from MetadataURI directly.
+	Metadata *ecsmeta.Cache
 	// Exec runs an exec check's argv and returns its exit code and combined output. cmd/berth backs it with the
 	// supervisor (which owns the only wait4 loop); it is required when a check has `exec`.
 	Exec func(ctx context.Context, argv []string) (exitCode int, output []byte, err error)

@@ -180,7 +180,11 @@ func (a *Agent) fetchTask(ctx context.Context) (*ecsmeta.Task, error) {
 	b := backoff{min: 200 * time.Millisecond, max: 2 * time.Second}
 	for i := 0; i < 4; i++ {
 		var task *ecsmeta.Task
-		if task, err = (ecsmeta.Client{URI: a.cfg.MetadataURI}).Fetch(ctx); err == nil {
+		meta := a.cfg.Metadata
+		if meta == nil {
+			meta = &ecsmeta.Cache{Client: ecsmeta.Client{URI: a.cfg.MetadataURI}}
+		}
+		if task, err = meta.Fetch(ctx); err == nil {
 			return task, nil
 		}
 		if !sleep(ctx, b.next()) {

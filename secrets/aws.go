@@ -29,7 +29,7 @@ type clients struct {
 // AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>). The region falls back from the chain (AWS_REGION,
 // AWS_DEFAULT_REGION, profile) to regionHint (the region of an ARN reference) to the ECS task ARN region.
 // The SDK's own retries are off: berth retries within secrets.timeout itself (see withRetry).
-func loadAWS(ctx context.Context, cfgOverride *aws.Config, regionHint, metadataURI string) (*clients, error) {
+func loadAWS(ctx context.Context, cfgOverride *aws.Config, regionHint string, meta *ecsmeta.Cache) (*clients, error) {
 	var cfg aws.Config
 	if cfgOverride != nil {
 		cfg = cfgOverride.Copy()
@@ -43,12 +43,12 @@ func loadAWS(ctx context.Context, cfgOverride *aws.Config, regionHint, metadataU
 	if cfg.Region == "" {
 		cfg.Region = regionHint
 	}
-	if cfg.Region == "" && metadataURI != "" {
-		task, err := ecsmeta.Client{URI: metadataURI}.Fetch(ctx)
+	if cfg.Region == "" && meta != nil {
+		task, err := meta.Fetch(ctx)
 		if err != nil {
 			return nil, &Error{Code: ExitUnavailable, Err: fmt.Errorf("aws region from ECS task metadata: %w", err)}
 		}
-		cfg.Region = task.Region()
+		cfg.Region = task.Region() // "" for a nil task: reported below
 	}
 	if cfg.Region == "" {
 		return nil, &Error{Code: ExitConfig, Err: fmt.Errorf("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")}

@@ -119,7 +119,7 @@ func RunCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			hint = parts[3]
 		}
 	}
-	c, err := loadAWS(ctx, nil, hint, os.Getenv(ecsmeta.EnvVar))
+	c, err := loadAWS(ctx, nil, hint, metadataCache(os.Getenv(ecsmeta.EnvVar)))
 	if err != nil {
 		return fail(err)
 	}
@@ -191,4 +191,12 @@ func cliErr(key string, err error) error {
 		e.Ref = "kms key " + key
 	}
 	return e
+}
+
+// metadataCache is the ECS metadata for the region fallback, or nil when not on ECS.
+func metadataCache(uri string) *ecsmeta.Cache {
+	if uri == "" {
+		return nil
+	}
+	return &ecsmeta.Cache{Client: ecsmeta.Client{URI: uri}}
 }

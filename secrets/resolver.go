@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/discovery/ecsmeta"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -36,6 +37,9 @@ type Config struct {
 	Blocks []Block
 	// MetadataURI is ECS_CONTAINER_METADATA_URI_V4, used for the region when nothing else gives one.
 	MetadataURI string
+	// Metadata, when set, is the berth-wide cache of that metadata (fetched once for all components); nil
+	// fetches from MetadataURI directly.
+	Metadata *ecsmeta.Cache
 	// AWS, when non-nil, replaces the SDK default chain (config.LoadDefaultConfig). The region fallback still
 	// applies when its Region is empty. berth's SDK retries are always replaced by its own (see Timeout).
 	AWS *aws.Config
@@ -340,7 +344,11 @@ func (r *Resolver) awsClients(ctx context.Context, regionHint string) (*clients,
 	if r.clients != nil {
 		return r.clients, nil
 	}
-	c, err := loadAWS(ctx, r.cfg.AWS, regionHint, r.cfg.MetadataURI)
+	meta := r.cfg.Metadata
+	if meta == nil {
+		meta = metadataCache(r.cfg.MetadataURI)
+	}
+	c, err := loadAWS(ctx, r.cfg.AWS, regionHint, meta)
 	if err != nil {
 		return nil, err
 	}

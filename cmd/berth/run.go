@@ -94,6 +94,10 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 	}
 	getenv := func(k string) string { v, _ := env(k); return v }
 	metadataURI := getenv(ecsmeta.EnvVar)
+	var meta *ecsmeta.Cache // one fetch of the ECS task metadata for discovery, telemetry and secrets
+	if metadataURI != "" {
+		meta = &ecsmeta.Cache{Client: ecsmeta.Client{URI: metadataURI}}
+	}
 
 	// output
 	logsFormat, prefix := "raw", false
@@ -135,8 +139,16 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 		return nil, exitUsage, err // a malformed DD_DOGSTATSD_URL must not silently turn metrics off
 	}
 	if dsdAddr != "" || o.prometheus != "" {
+		var task *ecsmeta.Task
+		if meta != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if task, err = meta.Fetch(ctx); err != nil {
+				b.log.Warn("ECS task metadata unavailable; metrics go without ECS tags", "error", err)
+			}
+			cancel()
+		}
 		b.metrics, err = telemetry.NewMetrics(telemetry.MetricsConfig{
-			DogStatsD: dogstatsd, Prometheus: o.prometheus, Env: metricsEnv, MetadataURI: metadataURI,
+			DogStatsD: dogstatsd, Prometheus: o.prometheus, Env: metricsEnv, ECSTask: task,
 			Status: func() any { return b.status() }, Processes: func() map[string]int { return b.sup.Pids() },
 		}, b.log.Named("metrics"))
 		if err != nil {
@@ -146,6 +158,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 	}
 
 	if hasDiscovery {
+		dc.Metadata = meta
 		dc.Exec = b.execCheck
 		dc.OnCheck = func(c discovery.CheckState) {
 			if b.metrics != nil {
@@ -158,7 +171,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 	}
 
 	// secrets: the resolver is cheap until it has something to fetch (AWS config is loaded lazily)
-	secCfg := secrets.Config{SkipEnv: skipEnvFor(o.skipEnv, o.unitNames()), Blocks: o.secretBlocks(), MetadataURI: metadataURI,
+	secCfg := secrets.Config{SkipEnv: skipEnvFor(o.skipEnv, o.unitNames()), Blocks: o.secretBlocks(), MetadataURI: metadataURI, Metadata: meta,
 		NewValues: b.addSecretValues}
 	if file != nil {
 		so := file.SecretsOptions

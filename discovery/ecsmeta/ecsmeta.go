@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -128,4 +129,27 @@ func getJSON(ctx context.Context, hc *http.Client, url string, v any) error {
 		return fmt.Errorf("ecs metadata %s: %w", url, err)
 	}
 	return nil
+}
+
+// Cache fetches the metadata once for all the components of one berth (discovery's address and meta,
+// telemetry's tags, the secrets region fallback). A failed fetch is not remembered: the next caller tries again.
+type Cache struct {
+	Client Client
+
+	mu   sync.Mutex
+	task *Task
+}
+
+// Fetch returns the cached task, fetching it on first use. It returns (nil, nil) when not on ECS.
+func (c *Cache) Fetch(ctx context.Context) (*Task, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.task != nil {
+		return c.task, nil
+	}
+	t, err := c.Client.Fetch(ctx)
+	if err == nil {
+		c.task = t
+	}
+	return t, err
 }

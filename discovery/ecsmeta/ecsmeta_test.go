@@ -42,3 +42,27 @@ func TestFetchNotOnECS(t *testing.T) {
 		t.Fatalf("want nil, nil; have %v, %v", have, err)
 	}
 }
+
+func TestCacheFetchesOnce(t *testing.T) {
+	var hits int
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v4/abc", func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		http.ServeFile(w, r, "../../../shared/fixtures/ecs-metadata-v4/container.json")
+	})
+	mux.HandleFunc("/v4/abc/task", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, "../../../shared/fixtures/ecs-metadata-v4/task.json")
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c := &Cache{Client: Client{URI: srv.URL + "/v4/abc"}}
+	for i := 0; i < 3; i++ {
+		task, err := c.Fetch(context.Background())
+		if err != nil || task.Family != "app" {
+			t.Fatalf("fetch %d: %v %v", i, task, err)
+		}
+	}
+	if hits != 1 {
+		t.Fatalf("want 1 request to the metadata endpoint, have %d", hits)
+	}
+}
