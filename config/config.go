@@ -219,7 +219,7 @@ type Secret struct {
 type SecretsOptions struct {
 	// Timeout bounds retries of transient errors (default 30s).
 	Timeout time.Duration
-	// Jitter is the largest random delay added to each refresh (default 0).
+	// Jitter is the largest random delay before the first fetch at start-up (default 0).
 	Jitter time.Duration
 	// Concurrency is the number of fetches in flight (default 8).
 	Concurrency int
