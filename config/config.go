@@ -56,7 +56,7 @@ type File struct {
 	StopSignal syscall.Signal
 	// StopTimeout is the default stop timeout of every process; nil when not set.
 	StopTimeout *time.Duration
-	// KillGrace is the time between SIGTERM and SIGKILL to leftover processes when berth is PID 1; nil when
+	// KillGrace is the time between SIGTERM and SIGKILL to leftover processes at exit; nil when
 	// not set.
 	KillGrace *time.Duration
 	// DrainDelay is the wait between Consul deregistration and pre_stop hooks; nil when not set.

@@ -37,7 +37,7 @@
 //	log_format     = "text" (default) | "json"
 //	stop_signal    = "SIGTERM"            default stop signal of every process (default SIGTERM)
 //	stop_timeout   = "10s"                default stop timeout of every process (default 10s)
-//	kill_grace     = "3s"                 SIGTERM→SIGKILL grace for leftovers when berth is PID 1 (default 3s)
+//	kill_grace     = "3s"                 SIGTERM→SIGKILL grace for leftover processes at exit (default 3s)
 //	drain_delay    = "0s"                 wait after Consul deregistration before stopping (default 0s)
 //	signal_rewrite = { TERM = "QUIT" }    received signal → forwarded signal
 //	user           = "app"                default user of main and of every job without one
