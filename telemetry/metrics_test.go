@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,34 +55,19 @@ func parseStatsdLine(l string) statsdLine {
 	return s
 }
 
-// collector gathers the lines a packet listener receives until the test ends.
-type collector struct {
-	mu    sync.Mutex
-	lines []statsdLine
-}
+// collector parses what a real DogStatsD listener (harness.Statsd) received.
+type collector struct{ s *harness.Statsd }
 
 func collect(t *testing.T, conn net.PacketConn) *collector {
-	c := &collector{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			c.mu.Lock()
-			for _, l := range strings.Split(strings.TrimSpace(string(buf[:n])), "\n") {
-				if l != "" {
-					c.lines = append(c.lines, parseStatsdLine(l))
-				}
-			}
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-done })
-	return c
+	return &collector{harness.CollectStatsd(t, conn)}
+}
+
+func (c *collector) lines() []statsdLine {
+	var out []statsdLine
+	for _, l := range c.s.Lines() {
+		out = append(out, parseStatsdLine(l))
+	}
+	return out
 }
 
 // waitFor returns the first line matching pred, waiting up to a generous bound.
@@ -91,21 +75,16 @@ func (c *collector) waitFor(t *testing.T, what string, pred func(statsdLine) boo
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c.mu.Lock()
-		for _, l := range c.lines {
+		lines := c.lines()
+		var all []string
+		for _, l := range lines {
 			if pred(l) {
-				c.mu.Unlock()
 				return l
 			}
-		}
-		n := len(c.lines)
-		var all []string
-		for _, l := range c.lines {
 			all = append(all, l.raw)
 		}
-		c.mu.Unlock()
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s among %d lines:\n%s", what, n, strings.Join(all, "\n"))
+			t.Fatalf("no %s among %d lines:\n%s", what, len(lines), strings.Join(all, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -201,9 +180,7 @@ func TestDogStatsDUDP(t *testing.T) {
 			}
 		})
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, l := range c.lines {
+	for _, l := range c.lines() {
 		if l.kind == "event" && strings.Contains(l.raw, "code 0") && !strings.Contains(l.raw, "restarting") {
 			t.Errorf("a clean exit without restart sent an event: %s", l.raw)
 		}

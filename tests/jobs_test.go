@@ -431,19 +431,12 @@ job "shipper" {
 `)
 		b, sock := runConfig(t, cfg)
 		harness.WaitFile(t, log, "ready", 20*time.Second)
-		select {
-		case <-b.Done():
-			t.Fatalf("sidecar berth exited: %s", b.Stderr.String())
-		case <-time.After(time.Second):
-		}
+		stillRunning(t, b)
 		code, out, _ := ctl(t, sock, "status")
 		if code != 0 || unitState(t, out, "shipper") != "running" {
 			t.Fatalf("want the shipper running, have (%d):\n%s", code, out)
 		}
-		b.Signal(syscall.SIGTERM)
-		if have := b.Wait(20 * time.Second); have != 0 {
-			t.Fatalf("want exit 0, have %d\n%s", have, b.Stderr.String())
-		}
+		stopCleanly(t, b)
 		harness.WaitFile(t, log, "signal TERM", time.Second)
 	})
 	t.Run("prometheus only", func(t *testing.T) {
@@ -452,16 +445,9 @@ job "shipper" {
 		addr := "127.0.0.1:" + strconv.Itoa(harness.FreePort(t))
 		b, sock := runConfig(t, cfg, "-prometheus", addr)
 		waitSocket(t, b, sock)
-		select {
-		case <-b.Done():
-			t.Fatalf("sidecar berth exited: %s", b.Stderr.String())
-		case <-time.After(time.Second):
-		}
+		stillRunning(t, b)
 		harness.WaitHTTP(t, "http://"+addr+"/metrics", 10*time.Second, nil)
-		b.Signal(syscall.SIGTERM)
-		if have := b.Wait(20 * time.Second); have != 0 {
-			t.Fatalf("want exit 0, have %d\n%s", have, b.Stderr.String())
-		}
+		stopCleanly(t, b)
 	})
 	t.Run("oneshots only exit when done", func(t *testing.T) {
 		dir := t.TempDir()
@@ -514,5 +500,24 @@ secret "token" {
 	}
 	if strings.Contains(b.Stderr.String()+b.Stdout.String(), "sidecar-value-42") {
 		t.Fatalf("berth printed the secret value")
+	}
+}
+
+// stillRunning asserts that a resident berth has not exited a second after start.
+func stillRunning(t *testing.T, b *harness.BerthRun) {
+	t.Helper()
+	select {
+	case <-b.Done():
+		t.Fatalf("sidecar berth exited: %s", b.Stderr.String())
+	case <-time.After(time.Second):
+	}
+}
+
+// stopCleanly sends SIGTERM and expects exit 0.
+func stopCleanly(t *testing.T, b *harness.BerthRun) {
+	t.Helper()
+	b.Signal(syscall.SIGTERM)
+	if have := b.Wait(20 * time.Second); have != 0 {
+		t.Fatalf("want exit 0, have %d\n%s", have, b.Stderr.String())
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -268,24 +267,13 @@ func TestOwnLogJSON(t *testing.T) {
 	}
 }
 
-// statsd collects DogStatsD datagrams.
-type statsd struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (s *statsd) add(p []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, strings.Split(strings.TrimSpace(string(p)), "\n")...)
-}
+// statsd looks metrics up in what a real DogStatsD listener received.
+type statsd struct{ *harness.Statsd }
 
 // find returns the first metric line named name whose tags include every tag.
-func (s *statsd) find(name string, tags ...string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s statsd) find(name string, tags ...string) string {
 next:
-	for _, m := range s.msgs {
+	for _, m := range s.Lines() {
 		if !strings.HasPrefix(m, name+":") {
 			continue
 		}
@@ -304,33 +292,12 @@ next:
 	return ""
 }
 
-func (s *statsd) all() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.msgs, "\n")
-}
+func (s statsd) all() string { return strings.Join(s.Lines(), "\n") }
 
-func listenStatsd(t *testing.T, network, addr string) (*statsd, net.PacketConn) {
+func listenStatsd(t *testing.T, network, addr string) (statsd, net.PacketConn) {
 	t.Helper()
-	conn, err := net.ListenPacket(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &statsd{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			s.add(buf[:n])
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-done })
-	return s, conn
+	s := harness.ListenStatsd(t, network, addr)
+	return statsd{s}, s.Conn
 }
 
 func TestDogStatsD(t *testing.T) {
@@ -348,7 +315,7 @@ func TestDogStatsD(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		env  []string
-		sink *statsd
+		sink statsd
 	}{
 		{"udp", []string{"DD_AGENT_HOST=127.0.0.1", "DD_DOGSTATSD_PORT=" + strconv.Itoa(port)}, udp},
 		{"unix socket", []string{"DD_DOGSTATSD_URL=unix://" + filepath.Join(sockDir, "dsd.socket")}, unixgram},
