@@ -13,7 +13,7 @@ export GOTOOLCHAIN := local
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))' 2>/dev/null)
 export PATH := $(PATH):$(PYBIN):$(HOME)/.pyenv/shims
 
-.PHONY: all build deps tools test vet fmt-check bench demo clean image
+.PHONY: all build deps tools test vet fmt-check bench faults demo clean image
 
 all: build
 
@@ -56,6 +56,10 @@ test: deps tools fmt-check vet
 
 bench: deps tools build
 	bench/run.sh
+
+# Every fault scenario, slow ones included; writes bench/FAULTS.md (the fast ones also run in `make test`).
+faults: deps tools
+	bench/faults.sh
 
 demo: deps tools build
 	examples/demo/run.sh
