@@ -4,14 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,65 +15,13 @@ import (
 	"github.com/berth-dev/berth/tests/harness"
 )
 
-// consulProxy is a counting reverse proxy between one berth and the Consul agent: it shows how many
-// requests of each kind berth makes, and whether its peer lookups are blocking queries.
-type consulProxy struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	reqs []proxiedRequest
-}
-
-type proxiedRequest struct {
-	Method, Path string
-	Index        string // the blocking query's index ("" or "0" for a plain query)
-	At           time.Time
-}
-
-func startConsulProxy(t testing.TB, consulAddr string) *consulProxy {
-	t.Helper()
-	target, _ := url.Parse("http://" + consulAddr)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.FlushInterval = -1
-	p := &consulProxy{}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.reqs = append(p.reqs, proxiedRequest{Method: r.Method, Path: r.URL.Path, Index: r.URL.Query().Get("index"), At: time.Now()})
-		p.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		p.srv.CloseClientConnections() // blocking queries would otherwise keep Close waiting for minutes
-		p.srv.Close()
-	})
-	return p
-}
-
-func (p *consulProxy) Addr() string { return strings.TrimPrefix(p.srv.URL, "http://") }
-
-// count returns the number of requests since `since` whose path starts with prefix, and how many of those
-// were plain (non-blocking) queries.
-func (p *consulProxy) count(prefix string, since time.Time) (n, plain int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.reqs {
-		if r.At.Before(since) || !strings.HasPrefix(r.Path, prefix) {
-			continue
-		}
-		n++
-		if r.Index == "" || r.Index == "0" {
-			plain++
-		}
-	}
-	return n, plain
-}
-
 // natsNode is one nats-server under its own berth, registered in Consul as service "nats" on its cluster
 // port, with its cluster routes rendered from the peers of that service.
 type natsNode struct {
 	name                     string
 	client, cluster, monitor int
 	conf, socket             string
-	proxy                    *consulProxy
+	proxy                    *harness.ConsulProxy
 	berth                    *harness.BerthRun
 	started                  time.Time
 }
@@ -132,7 +76,7 @@ func startNatsNode(t *testing.T, dir, consulAddr string, i int) *natsNode {
 	if err := os.WriteFile(cfg, []byte(natsBerthConfig(n)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.proxy = startConsulProxy(t, consulAddr)
+	n.proxy = harness.StartConsulProxy(t, consulAddr)
 	n.started = time.Now()
 	n.berth = harness.RunBerth(t, harness.BerthOpts{Env: []string{"CONSUL_HTTP_ADDR=" + n.proxy.Addr()},
 		Args: []string{"-config", cfg, "--", harness.Tool(t, "nats-server"), "-c", n.conf}})
@@ -257,8 +201,8 @@ func TestPeersBootstrapNatsCluster(t *testing.T) {
 	quiet := time.Now()
 	time.Sleep(6 * time.Second)
 	for _, n := range nodes {
-		peersQ, plain := n.proxy.count("/v1/health/service/nats", quiet)
-		ttl, _ := n.proxy.count("/v1/agent/check/update/", quiet)
+		peersQ, plain := n.proxy.Count("/v1/health/service/nats", quiet)
+		ttl, _ := n.proxy.Count("/v1/agent/check/update/", quiet)
 		t.Logf("%s steady state over 6s: %d peers queries (%d plain), %d TTL updates", n.name, peersQ, plain, ttl)
 		// Consul may end a blocking query early now and then (see discovery's steady-state test): a few
 		// re-issues are tolerated, a non-blocking query or a poll's cadence is not
@@ -292,7 +236,7 @@ func TestPeersBootstrapNatsCluster(t *testing.T) {
 	}
 	waitRoutes(t, 1, 60*time.Second, n1, n2)
 	for _, n := range []*natsNode{n1, n2} {
-		peersQ, plain := n.proxy.count("/v1/health/service/nats", kill)
+		peersQ, plain := n.proxy.Count("/v1/health/service/nats", kill)
 		t.Logf("%s: %d peers queries (%d plain) between the kill and now (%s)", n.name, peersQ, plain, time.Since(kill).Round(time.Millisecond))
 		// the open query returns with the change and is re-issued; a flap of n3's check may add one more
 		if plain > 0 || peersQ > 6 {

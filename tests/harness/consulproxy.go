@@ -1,0 +1,144 @@
+package harness
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ConsulProxy is a reverse proxy between one berth and a Consul agent. It records every request, so a test
+// can count what berth asks and whether its peer lookups are blocking queries; it can answer a request itself
+// (an injected error); and it can hang: from SetHang(true) on it accepts connections and reads requests but
+// never answers them, nor the answers of requests it forwarded before — as a wedged agent or a black-holed
+// network does. After SetHang(false) new requests are forwarded again; the ones caught in the hang stay
+// unanswered until their client gives up.
+type ConsulProxy struct {
+	srv  *httptest.Server
+	stop chan struct{} // closed at cleanup: releases what the hang holds
+
+	mu     sync.Mutex
+	reqs   []ProxiedRequest
+	hung   bool
+	inject func(r *http.Request) (status int, body string)
+}
+
+// ProxiedRequest is one request the proxy received.
+type ProxiedRequest struct {
+	Method, Path string
+	Index        string // the blocking query's index ("" or "0" for a plain query)
+	At           time.Time
+	Hung         bool // received during a hang: never answered
+}
+
+// StartConsulProxy starts a proxy in front of the agent at consulAddr (host:port); t.Cleanup stops it.
+func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
+	t.Helper()
+	target, err := url.Parse("http://" + consulAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ConsulProxy{stop: make(chan struct{})}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.FlushInterval = -1
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if p.Hung() {
+			p.hold(resp.Request)
+			return errHung
+		}
+		return nil
+	}
+	// A client that gave up, or an answer swallowed by the hang, is not worth a log line.
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		hung, inject := p.hung, p.inject
+		p.reqs = append(p.reqs, ProxiedRequest{Method: r.Method, Path: r.URL.Path, Index: r.URL.Query().Get("index"),
+			At: time.Now(), Hung: hung})
+		p.mu.Unlock()
+		if hung {
+			p.hold(r)
+			return
+		}
+		if inject != nil {
+			if status, body := inject(r); status != 0 {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(body))
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		close(p.stop)
+		p.srv.CloseClientConnections() // blocking queries would otherwise keep Close waiting for minutes
+		p.srv.Close()
+	})
+	return p
+}
+
+var errHung = errors.New("consul proxy: answer swallowed by a hang")
+
+// hold blocks until r's client gives up or the proxy is stopped.
+func (p *ConsulProxy) hold(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-p.stop:
+	}
+}
+
+// Addr is the proxy's host:port, for CONSUL_HTTP_ADDR.
+func (p *ConsulProxy) Addr() string { return strings.TrimPrefix(p.srv.URL, "http://") }
+
+// SetHang starts (true) or ends (false) a hang.
+func (p *ConsulProxy) SetHang(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hung = on
+}
+
+// Hung reports whether the proxy hangs.
+func (p *ConsulProxy) Hung() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hung
+}
+
+// SetInject makes the proxy answer a request itself when f returns a status other than 0 (with body as the
+// answer). nil forwards every request to the agent.
+func (p *ConsulProxy) SetInject(f func(r *http.Request) (status int, body string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inject = f
+}
+
+// Count returns the number of requests since `since` whose path starts with prefix, and how many of those
+// were plain (non-blocking) queries.
+func (p *ConsulProxy) Count(prefix string, since time.Time) (n, plain int) {
+	for _, r := range p.Requests(prefix, since) {
+		n++
+		if r.Index == "" || r.Index == "0" {
+			plain++
+		}
+	}
+	return n, plain
+}
+
+// Requests returns the requests since `since` whose path starts with prefix.
+func (p *ConsulProxy) Requests(prefix string, since time.Time) []ProxiedRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []ProxiedRequest
+	for _, r := range p.reqs {
+		if !r.At.Before(since) && strings.HasPrefix(r.Path, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
