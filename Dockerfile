@@ -11,7 +11,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=v0.1.0
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /berth ./cmd/berth
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -E=berth_rt0 -X main.version=${VERSION}" -o /berth ./cmd/berth
 
 FROM scratch
 COPY --from=build /berth /berth

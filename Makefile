@@ -3,7 +3,7 @@ SHELL   := /bin/bash
 GO      ?= go
 VERSION ?= v0.1.0
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+LDFLAGS := -s -w -E=berth_rt0 -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TOOLS   := .tools/bin
 APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time
 

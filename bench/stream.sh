@@ -18,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-CGO_ENABLED=0 go build -o "$tmp/berth" ./cmd/berth
+CGO_ENABLED=0 go build -ldflags=-E=berth_rt0 -o "$tmp/berth" ./cmd/berth
 CGO_ENABLED=0 go build -o "$tmp/testapp" ./tests/testapp
 BERTH=$tmp/berth
 APP=$tmp/testapp

@@ -173,6 +173,10 @@ func (d *decoder) signalRewrite(a hcl.Attributes) map[syscall.Signal]syscall.Sig
 			d.errf(e.valRange, "signal_rewrite: %s", err)
 			continue
 		}
+		if err := supervisor.CheckRewrite(from, to); err != nil {
+			d.errf(e.keyRange, "signal_rewrite: %s", err)
+			continue
+		}
 		if out == nil {
 			out = map[syscall.Signal]syscall.Signal{}
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,14 +35,15 @@ func exitFromStatus(pid int, ws unix.WaitStatus) Exit {
 // the orphan-reaping loop (the go-reaper #2/#11 and ContainerPilot bug). Any other child that turns up — an
 // orphan re-parented to berth as PID 1 or as a child subreaper — is reaped and counted.
 type Reaper struct {
-	log     hclog.Logger
-	mu      sync.Mutex // held across fork+register and across each wait4 sweep
-	waiters map[int]chan Exit
-	orphans atomic.Uint64
-	sigc    chan os.Signal
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	log       hclog.Logger
+	inherited inherited  // the signal state berth started with, given to every child
+	mu        sync.Mutex // held across fork+register and across each wait4 sweep
+	waiters   map[int]chan Exit
+	orphans   atomic.Uint64
+	sigc      chan os.Signal
+	stop      chan struct{}
+	done      chan struct{}
+	once      sync.Once
 }
 
 // NewReaper makes berth a child subreaper when it is not PID 1 and starts the reaping goroutine. Close stops it;
@@ -53,11 +55,12 @@ func NewReaper(log hclog.Logger) (*Reaper, error) {
 		}
 	}
 	r := &Reaper{
-		log:     log,
-		waiters: make(map[int]chan Exit),
-		sigc:    make(chan os.Signal, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		log:       log,
+		inherited: startSignalState(),
+		waiters:   make(map[int]chan Exit),
+		sigc:      make(chan os.Signal, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	signal.Notify(r.sigc, unix.SIGCHLD)
 	go r.loop()
@@ -119,7 +122,7 @@ func (r *Reaper) Orphans() uint64 { return r.orphans.Load() }
 func (r *Reaper) Start(cmd *exec.Cmd) (int, <-chan Exit, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := cmd.Start(); err != nil {
+	if err := r.startWithMask(cmd); err != nil {
 		return 0, nil, err
 	}
 	pid := cmd.Process.Pid
@@ -132,6 +135,24 @@ func (r *Reaper) Start(cmd *exec.Cmd) (int, <-chan Exit, error) {
 		out <- e
 	}()
 	return pid, out, nil
+}
+
+// startWithMask starts cmd from a thread whose signal mask is the one berth was started with: the runtime
+// hands the forking thread's mask to the child, and Go's own thread masks lack the signals it needs
+// unblocked (SIGTERM, SIGILL, ...), which would lose a mask set by the parent (tini's sigconf test).
+func (r *Reaper) startWithMask(cmd *exec.Cmd) error {
+	if !r.inherited.known {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old unix.Sigset_t
+	want := unix.Sigset_t{Val: [16]uint64{r.inherited.mask}}
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &want, &old); err != nil {
+		return cmd.Start()
+	}
+	defer func() { _ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }()
+	return cmd.Start()
 }
 
 // Close stops the reaping goroutine after a last sweep.

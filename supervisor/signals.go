@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -9,47 +11,141 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// forwardedSignals is the allow-list of signals berth passes on to the main command's process group
-// (SPEC §3). SIGCHLD, SIGURG (the Go runtime's preemption signal, consul-template #1487) and SIGPIPE are
-// deliberately absent.
-func forwardedSignals() []syscall.Signal {
-	return []syscall.Signal{
-		unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2,
-		unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM,
-	}
+// Real-time signals are numbered as the kernel, glibc and Docker's STOPSIGNAL do: SIGRTMIN is 34, SIGRTMAX 64.
+const (
+	sigRTMin = 34
+	sigRTMax = 64
+)
+
+// inherited is the signal state berth was started with; processes berth starts begin with it (tini's
+// sigconf behaviour): `nohup`, `trap ” INT` and a shell's background jobs rely on it.
+type inherited struct {
+	known   bool                    // recorded by the entry point: the mask and every disposition
+	ignored map[syscall.Signal]bool // dispositions that were SIG_IGN
+	mask    uint64                  // blocked signals, bit n-1 for signal n
 }
 
-// ParseSignal accepts "SIGTERM", "TERM", "term" or a number ("15") and returns the signal.
+// inheritedFallback is what a binary linked without the entry point can know: the Go runtime leaves an
+// inherited SIG_IGN of SIGHUP and SIGINT in place and reports it through signal.Ignored.
+func inheritedFallback() inherited {
+	in := inherited{ignored: map[syscall.Signal]bool{}}
+	for _, s := range []syscall.Signal{unix.SIGHUP, unix.SIGINT} {
+		if signal.Ignored(s) {
+			in.ignored[s] = true
+		}
+	}
+	return in
+}
+
+// notInherited are signals whose inherited SIG_IGN berth cannot keep: berth needs SIGCHLD to reap (an ignored
+// SIGCHLD makes the kernel discard exit statuses), the Go runtime needs SIGURG (preemption) and SIGPROF, and
+// 32-34 are reserved for the runtime and the C libraries.
+func notInherited(s syscall.Signal) bool {
+	return s == unix.SIGCHLD || s == unix.SIGURG || s == unix.SIGPROF || (s >= 32 && s <= 34)
+}
+
+// notForwardable explains why berth never forwards s, or returns "" when it does (SPEC §3, README "Signals").
+func notForwardable(s syscall.Signal) string {
+	switch s {
+	case unix.SIGKILL, unix.SIGSTOP:
+		return "it cannot be caught"
+	case unix.SIGCHLD:
+		return "berth uses it to reap its children"
+	case unix.SIGURG:
+		return "the Go runtime sends it to itself for preemption"
+	case unix.SIGPIPE:
+		return "the kernel raises it in berth for berth's own writes to closed sockets and pipes"
+	case 33:
+		return "the Go runtime uses signal 33 for itself"
+	}
+	if s < 1 || s > sigRTMax {
+		return "it is out of range"
+	}
+	return ""
+}
+
+// forwardedSignals is every signal berth catches and passes on to the main command's process group: 1-31
+// and the real-time signals, except those notForwardable names. SIGTERM, SIGINT and SIGQUIT also start the
+// shutdown; SIGTSTP, SIGTTIN and SIGTTOU are caught, so berth itself is never stopped by them.
+func forwardedSignals() []syscall.Signal {
+	var out []syscall.Signal
+	for s := syscall.Signal(1); s <= sigRTMax; s++ {
+		if notForwardable(s) == "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ParseSignal accepts "SIGTERM", "TERM", "term", a number ("15") or a real-time signal as Docker's STOPSIGNAL
+// writes it ("SIGRTMIN+3", "RTMAX-1"), and returns the signal (1-64).
 func ParseSignal(s string) (syscall.Signal, error) {
 	name := strings.ToUpper(strings.TrimSpace(s))
 	if name == "" {
 		return 0, fmt.Errorf("empty signal name")
 	}
 	if n, err := strconv.Atoi(name); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("unknown signal %q", s)
+		if n <= 0 || n > sigRTMax {
+			return 0, fmt.Errorf("signal number %d out of range 1-%d", n, sigRTMax)
 		}
 		return syscall.Signal(n), nil
 	}
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
+	name = strings.TrimPrefix(name, "SIG")
+	if rest, ok := strings.CutPrefix(name, "RTMIN"); ok {
+		return rtSignal(s, sigRTMin, rest)
 	}
-	sig := unix.SignalNum(name)
+	if rest, ok := strings.CutPrefix(name, "RTMAX"); ok {
+		return rtSignal(s, sigRTMax, rest)
+	}
+	sig := unix.SignalNum("SIG" + name)
 	if sig == 0 {
 		return 0, fmt.Errorf("unknown signal %q", s)
 	}
 	return sig, nil
 }
 
-// SignalName returns the conventional name of sig ("SIGTERM").
+func rtSignal(orig string, base int, off string) (syscall.Signal, error) {
+	n := base
+	if off != "" {
+		d, err := strconv.Atoi(off) // "+3" or "-2"
+		if err != nil || (off[0] != '+' && off[0] != '-') {
+			return 0, fmt.Errorf("unknown signal %q", orig)
+		}
+		n += d
+	}
+	if n < sigRTMin || n > sigRTMax {
+		return 0, fmt.Errorf("signal %q out of range SIGRTMIN-SIGRTMAX (%d-%d)", orig, sigRTMin, sigRTMax)
+	}
+	return syscall.Signal(n), nil
+}
+
+// SignalName returns the conventional name of sig ("SIGTERM", "SIGRTMIN+3").
 func SignalName(sig syscall.Signal) string {
+	if sig >= sigRTMin && sig <= sigRTMax {
+		if sig == sigRTMin {
+			return "SIGRTMIN"
+		}
+		return "SIGRTMIN+" + strconv.Itoa(int(sig-sigRTMin))
+	}
 	if n := unix.SignalName(sig); n != "" {
 		return n
 	}
 	return "signal " + strconv.Itoa(int(sig))
 }
 
-// ParseRewrite parses a "FROM:TO" signal rewrite such as "TERM:QUIT".
+// CheckRewrite tells whether a rewrite FROM → TO can take effect: FROM must be a signal berth receives and
+// forwards (not SIGKILL, SIGSTOP, SIGCHLD, SIGURG, SIGPIPE or 33), TO any signal 1-64.
+func CheckRewrite(from, to syscall.Signal) error {
+	if why := notForwardable(from); why != "" {
+		return fmt.Errorf("%s cannot be rewritten: %s", SignalName(from), why)
+	}
+	if to < 1 || to > sigRTMax {
+		return fmt.Errorf("signal %d out of range 1-%d", to, sigRTMax)
+	}
+	return nil
+}
+
+// ParseRewrite parses a "FROM:TO" signal rewrite such as "TERM:QUIT" and checks it with CheckRewrite.
 func ParseRewrite(s string) (from, to syscall.Signal, err error) {
 	a, b, ok := strings.Cut(s, ":")
 	if !ok {
@@ -61,5 +157,44 @@ func ParseRewrite(s string) (from, to syscall.Signal, err error) {
 	if to, err = ParseSignal(b); err != nil {
 		return 0, 0, fmt.Errorf("signal rewrite %q: %w", s, err)
 	}
+	if err = CheckRewrite(from, to); err != nil {
+		return 0, 0, fmt.Errorf("signal rewrite %q: %w", s, err)
+	}
 	return from, to, nil
+}
+
+// listen starts catching every forwarded signal that berth was not started with ignored, and keeps the
+// inherited ignored ones ignored so that processes berth starts inherit them. The channel never blocks the
+// sender; stop undoes it all.
+func listen(in inherited) (<-chan os.Signal, func(), error) {
+	ch := make(chan os.Signal, 128)
+	raw := map[syscall.Signal]bool{}
+	for _, s := range rawSignals() {
+		raw[s] = true
+	}
+	var notify, rawSet, ignore []os.Signal
+	var rawSigs []syscall.Signal
+	for _, s := range forwardedSignals() {
+		switch {
+		case in.ignored[s] && !notInherited(s):
+			ignore = append(ignore, s)
+		case in.ignored[s]:
+			// berth cannot keep it ignored (see notInherited); an ignored 32 or 34 simply stays so
+		case raw[s]:
+			rawSigs = append(rawSigs, s)
+			rawSet = append(rawSet, s)
+		default:
+			notify = append(notify, s)
+		}
+	}
+	if len(ignore) > 0 {
+		signal.Ignore(ignore...)
+	}
+	signal.Notify(ch, notify...)
+	stopRaw, err := listenRaw(rawSigs, ch)
+	if err != nil {
+		signal.Stop(ch)
+		return nil, nil, fmt.Errorf("signal handler for %v: %w", rawSet, err)
+	}
+	return ch, func() { signal.Stop(ch); stopRaw() }, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,29 +208,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer close(s.quit)
 	sigc := s.cfg.Signals
 	if sigc == nil {
-		// berth itself is never stopped by job-control signals, and with a TTY it must be able to hand the
-		// terminal to the child's group (SIGTTOU) without being stopped.
-		// They are caught and dropped rather than ignored: an ignored disposition would survive exec and
-		// make Ctrl-Z and background-read stops do nothing in the application; a caught one is reset.
-		jc := make(chan os.Signal, 8)
-		signal.Notify(jc, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP)
-		defer signal.Stop(jc)
-		go func() {
-			for {
-				select {
-				case <-jc:
-				case <-s.quit:
-					return
-				}
-			}
-		}()
-		ch := make(chan os.Signal, 64)
-		var sigs []os.Signal
-		for _, sg := range forwardedSignals() {
-			sigs = append(sigs, sg)
+		// Every catchable signal is caught (SIGSEGV and friends sent by kill(2) included: the runtime still
+		// crashes on a real fault), so none can kill berth or stop it (SIGTSTP, SIGTTIN, SIGTTOU); each one
+		// reaches the main command's group. Those berth was started with ignored stay ignored.
+		ch, stop, err := listen(s.reaper.inherited)
+		if err != nil {
+			return err
 		}
-		signal.Notify(ch, sigs...)
-		defer signal.Stop(ch)
+		defer stop()
 		sigc = ch
 	}
 
@@ -736,24 +720,34 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) {
 
 func (s *Supervisor) killLeftovers() {
 	pid1 := os.Getpid() == 1
-	signalAll := func(sig syscall.Signal) int {
+	// signalAll signals every leftover: as PID 1 kill(-1) reaches the whole namespace but berth; as a
+	// subreaper only berth's current children, so it is repeated: a TERM-ignoring child killed here
+	// re-parents its own children to berth, and they must not outlive it.
+	signalAll := func(sig syscall.Signal, seen map[int]bool) int {
 		if pid1 {
-			// kill(-1) from PID 1 reaches every process of the namespace but berth.
 			if err := unix.Kill(-1, sig); err != nil {
 				return 0
 			}
 			return 1
 		}
-		kids := childPids(os.Getpid())
-		for _, pid := range kids {
+		n := 0
+		for _, pid := range childPids(os.Getpid()) {
+			n++
+			if seen != nil && seen[pid] {
+				continue
+			}
+			if seen != nil {
+				seen[pid] = true
+			}
 			_ = unix.Kill(pid, sig)
 		}
-		return len(kids)
+		return n
 	}
 	if s.reaper.NoChildren() {
 		return
 	}
-	if signalAll(unix.SIGTERM) == 0 {
+	termed := map[int]bool{}
+	if signalAll(unix.SIGTERM, termed) == 0 {
 		return
 	}
 	s.log.Debug("terminating leftover processes", "grace", s.cfg.KillGrace)
@@ -763,11 +757,13 @@ func (s *Supervisor) killLeftovers() {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
+		signalAll(unix.SIGTERM, termed) // newly re-parented ones get their TERM and their grace too
 	}
 	s.log.Warn("leftover processes did not exit within kill_grace, sending SIGKILL", "kill_grace", s.cfg.KillGrace)
-	signalAll(unix.SIGKILL)
-	for i := 0; i < 100 && !s.reaper.NoChildren(); i++ {
-		time.Sleep(10 * time.Millisecond)
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if s.reaper.NoChildren() || signalAll(unix.SIGKILL, nil) == 0 {
+			return
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ func newRunFlagSet(f *runFlags, errOut io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("berth run", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.StringVar(&f.config, "config", "", "config file (HCL, or JSON by extension)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "berth's log level: trace, debug, info, warn, error")
+	fs.StringVar(&f.logLevel, "log-level", "", "berth's log level: trace, debug, info, warn, error (default warn without a config file, info with one)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "berth's log format: text or json")
 	fs.StringVar(&f.stopSignal, "stop-signal", "SIGTERM", "signal that asks the main command to stop")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "time between the stop signal and SIGKILL")

@@ -77,6 +77,14 @@ func mergeOptions(f *runFlags, command []string, file *config.File) (*options, e
 		filePrometheus = file.Telemetry.Prometheus
 	}
 	o.logLevel = pick("log-level", f.logLevel, fileLevel)
+	if o.logLevel == "" {
+		// Zero config is quiet like tini: nothing of berth's own on a normal run. With a config file berth
+		// is an agent, and its lifecycle lines (secrets resolved, registered, main exited) are wanted.
+		o.logLevel = "warn"
+		if file != nil {
+			o.logLevel = "info"
+		}
+	}
 	o.logFormat = pick("log-format", f.logFormat, fileFormat)
 	o.stopTimeout = pickDur("stop-timeout", f.stopTimeout, fileStop)
 	o.killGrace = pickDur("kill-grace", f.killGrace, fileKill)

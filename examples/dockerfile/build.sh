@@ -5,7 +5,7 @@ cd "$(dirname "$0")/../.."
 tag=${1:-berth-example}
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ctx/berth" ./cmd/berth
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -E=berth_rt0" -o "$ctx/berth" ./cmd/berth
 CGO_ENABLED=0 go build -trimpath -o "$ctx/testapp" ./tests/testapp
 cp "$(command -v busybox)" "$ctx/busybox"
 cp examples/sidecar/sidecar.hcl "$ctx/sidecar.hcl"

@@ -1,0 +1,122 @@
+//go:build linux && (amd64 || arm64)
+
+package supervisor
+
+import (
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// kernelSigaction is the kernel's struct sigaction on amd64 and arm64 (not libc's).
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+// The signal state berth was started with, written by the entry point berth_rt0 (inherit_linux_*.s) before
+// the Go runtime starts and never written again. This is the one piece of package-level state in berth: the
+// Go runtime replaces every disposition with its own handler before any Go code runs, so this is the only
+// place the inherited ones can be read (runtime.fwdSig is not reachable from outside the runtime).
+var (
+	startActs  [65]kernelSigaction
+	startMask  uint64
+	startValid uint32
+
+	// rawSigFD is the write end of the self-pipe of berth_rawsig; set before the handler is installed.
+	rawSigFD int32 = -1
+)
+
+func rawSigAddrs() (handler, restorer uintptr)
+
+// startSignalState returns the ignored set and the mask berth was started with. known is false when the
+// binary was linked without -E=berth_rt0 (go install, the race-enabled test build): then only the ignored
+// state of SIGHUP and SIGINT is known, which the Go runtime itself respects.
+func startSignalState() inherited {
+	if startValid == 0 {
+		return inheritedFallback()
+	}
+	in := inherited{known: true, ignored: map[syscall.Signal]bool{}}
+	for i := 1; i < len(startActs); i++ {
+		if startActs[i].handler == 1 { // SIG_IGN
+			in.ignored[syscall.Signal(i)] = true
+		}
+	}
+	in.mask = startMask
+	return in
+}
+
+// rawSignals are the signals os/signal cannot deliver: SIGPROF (the runtime keeps it for its profiler) and
+// the real-time signals 32 and 34 (reserved for glibc and musl; a static Go binary uses neither). Signal 33
+// is the runtime's own (per-thread syscalls) and stays untouched.
+func rawSignals() []syscall.Signal {
+	if startValid == 0 {
+		return nil // the race-enabled build links glibc, which owns 32 and 33
+	}
+	return []syscall.Signal{unix.SIGPROF, 32, 34}
+}
+
+// listenRaw installs berth_rawsig for sigs and sends what it catches to out until the returned stop is called.
+func listenRaw(sigs []syscall.Signal, out chan<- os.Signal) (stop func(), err error) {
+	if len(sigs) == 0 {
+		return func() {}, nil
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	// A full pipe drops a signal instead of blocking the handler; standard signals coalesce anyway.
+	if err := unix.SetNonblock(p[1], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, err
+	}
+	rawSigFD = int32(p[1])
+	h, r := rawSigAddrs()
+	const saOnstack, saRestart, saRestorer = 0x08000000, 0x10000000, 0x04000000 // amd64 and arm64
+	// SA_ONSTACK: a goroutine stack has no room for a signal frame; every Go thread has an alternate stack.
+	act := kernelSigaction{handler: h, flags: saOnstack | saRestart, mask: ^uint64(0)}
+	if r != 0 {
+		act.restorer = r
+		act.flags |= saRestorer
+	}
+	var old []kernelSigaction
+	for _, s := range sigs {
+		var o kernelSigaction
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&act)),
+			uintptr(unsafe.Pointer(&o)), 8, 0, 0); e != 0 {
+			return nil, e
+		}
+		old = append(old, o)
+	}
+	rd := os.NewFile(uintptr(p[0]), "berth-rawsig")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 64)
+		for {
+			n, err := rd.Read(b)
+			for _, c := range b[:n] {
+				select { // like os/signal: never block, a full channel drops
+				case out <- syscall.Signal(c):
+				default:
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		for i, s := range sigs {
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&old[i])), 0, 8, 0, 0)
+		}
+		unix.Close(p[1])
+		<-done
+		rd.Close()
+	}, nil
+}
