@@ -29,9 +29,11 @@ var (
 
 	// rawSigFD is the write end of the self-pipe of berth_rawsig; set before the handler is installed.
 	rawSigFD int32 = -1
+	// goSigHandler is the runtime's signal handler, where berth_faultsig sends real faults.
+	goSigHandler uintptr
 )
 
-func rawSigAddrs() (handler, restorer uintptr)
+func rawSigAddrs() (handler, fault, restorer uintptr)
 
 // startSignalState returns the ignored set and the mask berth was started with. known is false when the
 // binary was linked without -E=berth_rt0 (go install, the race-enabled test build): then only the ignored
@@ -52,17 +54,28 @@ func startSignalState() inherited {
 
 // rawSignals are the signals os/signal cannot deliver: SIGPROF (the runtime keeps it for its profiler) and
 // the real-time signals 32 and 34 (reserved for glibc and musl; a static Go binary uses neither). Signal 33
-// is the runtime's own (per-thread syscalls) and stays untouched.
-func rawSignals() []syscall.Signal {
+// is the runtime's own (per-thread syscalls) and stays untouched. faults are the signals the runtime treats
+// as a fault unless si_code is SI_USER or SI_TKILL, so a sigqueue(3) of them would crash berth.
+func rawSignals() (raw, faults []syscall.Signal) {
 	if startValid == 0 {
-		return nil // the race-enabled build links glibc, which owns 32 and 33
+		return nil, nil // the race-enabled build links glibc, which owns 32 and 33
 	}
-	return []syscall.Signal{unix.SIGPROF, 32, 34}
+	return []syscall.Signal{unix.SIGPROF, 32, 34},
+		[]syscall.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS}
 }
 
-// listenRaw installs berth_rawsig for sigs and sends what it catches to out until the returned stop is called.
-func listenRaw(sigs []syscall.Signal, out chan<- os.Signal) (stop func(), err error) {
-	if len(sigs) == 0 {
+func sigaction(s syscall.Signal, act, old *kernelSigaction) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(act)),
+		uintptr(unsafe.Pointer(old)), 8, 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// listenRaw installs berth_rawsig for sigs and berth_faultsig in front of the runtime's handler for faults,
+// and sends what they catch to out until the returned stop is called.
+func listenRaw(sigs, faults []syscall.Signal, out chan<- os.Signal) (stop func(), err error) {
+	if len(sigs)+len(faults) == 0 {
 		return func() {}, nil
 	}
 	var p [2]int
@@ -76,22 +89,50 @@ func listenRaw(sigs []syscall.Signal, out chan<- os.Signal) (stop func(), err er
 		return nil, err
 	}
 	rawSigFD = int32(p[1])
-	h, r := rawSigAddrs()
-	const saOnstack, saRestart, saRestorer = 0x08000000, 0x10000000, 0x04000000 // amd64 and arm64
+	h, fh, r := rawSigAddrs()
+	const saSiginfo, saOnstack, saRestart, saRestorer = 0x4, 0x08000000, 0x10000000, 0x04000000 // amd64, arm64
 	// SA_ONSTACK: a goroutine stack has no room for a signal frame; every Go thread has an alternate stack.
 	act := kernelSigaction{handler: h, flags: saOnstack | saRestart, mask: ^uint64(0)}
 	if r != 0 {
 		act.restorer = r
 		act.flags |= saRestorer
 	}
-	var old []kernelSigaction
+	type saved struct {
+		sig syscall.Signal
+		old kernelSigaction
+	}
+	var undo []saved
+	restore := func() {
+		for _, u := range undo {
+			_ = sigaction(u.sig, &u.old, nil)
+		}
+	}
 	for _, s := range sigs {
 		var o kernelSigaction
-		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&act)),
-			uintptr(unsafe.Pointer(&o)), 8, 0, 0); e != 0 {
-			return nil, e
+		if err := sigaction(s, &act, &o); err != nil {
+			restore()
+			return nil, err
 		}
-		old = append(old, o)
+		undo = append(undo, saved{s, o})
+	}
+	for _, s := range faults {
+		var o kernelSigaction
+		if err := sigaction(s, nil, &o); err != nil {
+			restore()
+			return nil, err
+		}
+		// Only in front of the runtime's own handler (the same for every signal it handles, with SA_SIGINFO).
+		if o.flags&saSiginfo == 0 || o.handler <= 1 || (goSigHandler != 0 && o.handler != goSigHandler) {
+			continue
+		}
+		goSigHandler = o.handler
+		fa := o
+		fa.handler = fh
+		if err := sigaction(s, &fa, nil); err != nil {
+			restore()
+			return nil, err
+		}
+		undo = append(undo, saved{s, o})
 	}
 	rd := os.NewFile(uintptr(p[0]), "berth-rawsig")
 	done := make(chan struct{})
@@ -112,9 +153,7 @@ func listenRaw(sigs []syscall.Signal, out chan<- os.Signal) (stop func(), err er
 		}
 	}()
 	return func() {
-		for i, s := range sigs {
-			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&old[i])), 0, 8, 0, 0)
-		}
+		restore()
 		unix.Close(p[1])
 		<-done
 		rd.Close()

@@ -42,16 +42,31 @@ TEXT berth_rawsig(SB),NOSPLIT|NOFRAME,$0
 	ADDQ	$8, SP
 	RET
 
+// berth_faultsig sits in front of the runtime's handler for the fault signals (SIGSEGV, SIGBUS, ...). A signal
+// sent by a process (si_code <= 0: SI_USER, SI_QUEUE, SI_TKILL) goes to the self-pipe to be forwarded; one
+// the kernel raised for a fault (si_code > 0) goes, registers and stack untouched, to the runtime's handler,
+// so a real fault still crashes berth with a Go traceback.
+TEXT berth_faultsig(SB),NOSPLIT|NOFRAME,$0
+	MOVL	8(SI), AX             // info->si_code
+	CMPL	AX, $0
+	JGT	fault
+	JMP	berth_rawsig(SB)
+fault:
+	MOVQ	·goSigHandler(SB), AX
+	JMP	AX
+
 // berth_rawsigreturn is the SA_RESTORER trampoline x86-64 requires.
 TEXT berth_rawsigreturn(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	$15, AX               // rt_sigreturn
 	SYSCALL
 	INT	$3
 
-// func rawSigAddrs() (handler, restorer uintptr)
-TEXT ·rawSigAddrs(SB),NOSPLIT,$0-16
+// func rawSigAddrs() (handler, fault, restorer uintptr)
+TEXT ·rawSigAddrs(SB),NOSPLIT,$0-24
 	LEAQ	berth_rawsig(SB), AX
 	MOVQ	AX, handler+0(FP)
+	LEAQ	berth_faultsig(SB), AX
+	MOVQ	AX, fault+8(FP)
 	LEAQ	berth_rawsigreturn(SB), AX
-	MOVQ	AX, restorer+8(FP)
+	MOVQ	AX, restorer+16(FP)
 	RET

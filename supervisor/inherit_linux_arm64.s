@@ -37,10 +37,23 @@ TEXT berth_rawsig(SB),NOSPLIT|NOFRAME,$0
 	ADD	$16, RSP
 	RET
 
-// func rawSigAddrs() (handler, restorer uintptr); arm64 returns through the kernel's vDSO trampoline.
-TEXT ·rawSigAddrs(SB),NOSPLIT,$0-16
+// berth_faultsig: si_code <= 0 (sent by a process) to the self-pipe, a real fault to the runtime's handler.
+// See inherit_linux_amd64.s.
+TEXT berth_faultsig(SB),NOSPLIT|NOFRAME,$0
+	MOVW	8(R1), R3             // info->si_code, sign-extended
+	CMP	$0, R3
+	BGT	fault
+	JMP	berth_rawsig(SB)
+fault:
+	MOVD	·goSigHandler(SB), R3
+	JMP	(R3)
+
+// func rawSigAddrs() (handler, fault, restorer uintptr); arm64 returns through the kernel's vDSO trampoline.
+TEXT ·rawSigAddrs(SB),NOSPLIT,$0-24
 	MOVD	$berth_rawsig(SB), R0
 	MOVD	R0, handler+0(FP)
+	MOVD	$berth_faultsig(SB), R0
+	MOVD	R0, fault+8(FP)
 	MOVD	$0, R0
-	MOVD	R0, restorer+8(FP)
+	MOVD	R0, restorer+16(FP)
 	RET

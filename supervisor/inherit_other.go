@@ -9,6 +9,6 @@ import (
 
 func startSignalState() inherited { return inheritedFallback() }
 
-func rawSignals() []syscall.Signal { return nil }
+func rawSignals() (raw, faults []syscall.Signal) { return nil, nil }
 
-func listenRaw([]syscall.Signal, chan<- os.Signal) (func(), error) { return func() {}, nil }
+func listenRaw(_, _ []syscall.Signal, _ chan<- os.Signal) (func(), error) { return func() {}, nil }

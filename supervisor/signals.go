@@ -168,21 +168,26 @@ func ParseRewrite(s string) (from, to syscall.Signal, err error) {
 // sender; stop undoes it all.
 func listen(in inherited) (<-chan os.Signal, func(), error) {
 	ch := make(chan os.Signal, 128)
-	raw := map[syscall.Signal]bool{}
-	for _, s := range rawSignals() {
-		raw[s] = true
+	rawList, faultList := rawSignals()
+	kind := map[syscall.Signal]int{}
+	for _, s := range rawList {
+		kind[s] = 1
 	}
-	var notify, rawSet, ignore []os.Signal
-	var rawSigs []syscall.Signal
+	for _, s := range faultList {
+		kind[s] = 2
+	}
+	var notify, ignore []os.Signal
+	var raw, faults []syscall.Signal
 	for _, s := range forwardedSignals() {
 		switch {
 		case in.ignored[s] && !notInherited(s):
 			ignore = append(ignore, s)
 		case in.ignored[s]:
 			// berth cannot keep it ignored (see notInherited); an ignored 32 or 34 simply stays so
-		case raw[s]:
-			rawSigs = append(rawSigs, s)
-			rawSet = append(rawSet, s)
+		case kind[s] == 1:
+			raw = append(raw, s)
+		case kind[s] == 2:
+			faults = append(faults, s)
 		default:
 			notify = append(notify, s)
 		}
@@ -191,10 +196,10 @@ func listen(in inherited) (<-chan os.Signal, func(), error) {
 		signal.Ignore(ignore...)
 	}
 	signal.Notify(ch, notify...)
-	stopRaw, err := listenRaw(rawSigs, ch)
+	stopRaw, err := listenRaw(raw, faults, ch)
 	if err != nil {
 		signal.Stop(ch)
-		return nil, nil, fmt.Errorf("signal handler for %v: %w", rawSet, err)
+		return nil, nil, fmt.Errorf("signal handlers: %w", err)
 	}
 	return ch, func() { signal.Stop(ch); stopRaw() }, nil
 }

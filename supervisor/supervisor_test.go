@@ -111,10 +111,53 @@ func TestParseSignal(t *testing.T) {
 		in   string
 		want syscall.Signal
 		ok   bool
-	}{{"TERM", syscall.SIGTERM, true}, {"sigquit", syscall.SIGQUIT, true}, {"9", syscall.SIGKILL, true}, {"NOPE", 0, false}, {"", 0, false}, {"99", 0, false}} {
+	}{{"TERM", syscall.SIGTERM, true}, {"sigquit", syscall.SIGQUIT, true}, {"9", syscall.SIGKILL, true}, {"NOPE", 0, false}, {"", 0, false}, {"99", 0, false},
+		{"SIGRTMIN", 34, true}, {"SIGRTMIN+3", 37, true}, {"rtmax-1", 63, true}, {"RTMAX", 64, true}, {"SIGRTMIN+31", 0, false},
+		{"RTMIN3", 0, false}, {"RTMAX+1", 0, false}, {"0", 0, false}, {"65", 0, false}, {"SYS", syscall.SIGSYS, true}} {
 		have, err := ParseSignal(c.in)
 		if (err == nil) != c.ok || have != c.want {
 			t.Errorf("ParseSignal(%q) = %v, %v", c.in, have, err)
+		}
+	}
+}
+
+// TestParseRewrite: any signal berth forwards may be a source, any 1-64 a target; a rewrite that can never take
+// effect is refused (the CLI turns that into exit 64, the config loader into 78).
+func TestParseRewrite(t *testing.T) {
+	for _, c := range []struct {
+		in       string
+		from, to syscall.Signal
+		ok       bool
+	}{
+		{"TERM:QUIT", syscall.SIGTERM, syscall.SIGQUIT, true},
+		{"SYS:HUP", syscall.SIGSYS, syscall.SIGHUP, true},
+		{"TTIN:TERM", syscall.SIGTTIN, syscall.SIGTERM, true},
+		{"SEGV:USR1", syscall.SIGSEGV, syscall.SIGUSR1, true},
+		{"RTMIN+3:TERM", 37, syscall.SIGTERM, true},
+		{"TERM:SIGRTMIN+3", syscall.SIGTERM, 37, true},
+		{"PROF:KILL", syscall.SIGPROF, syscall.SIGKILL, true},
+		{"KILL:TERM", 0, 0, false}, {"STOP:TERM", 0, 0, false}, {"CHLD:TERM", 0, 0, false},
+		{"URG:TERM", 0, 0, false}, {"PIPE:TERM", 0, 0, false}, {"33:TERM", 0, 0, false},
+		{"TERM:0", 0, 0, false}, {"TERM:65", 0, 0, false}, {"TERM", 0, 0, false}, {"TERM:", 0, 0, false},
+	} {
+		from, to, err := ParseRewrite(c.in)
+		if (err == nil) != c.ok || from != c.from || to != c.to {
+			t.Errorf("ParseRewrite(%q) = %v, %v, %v; want %v, %v, ok=%v", c.in, from, to, err, c.from, c.to, c.ok)
+		}
+	}
+}
+
+// TestForwardedSignals is the signal contract of the README: every catchable signal but the four exceptions.
+func TestForwardedSignals(t *testing.T) {
+	have := map[syscall.Signal]bool{}
+	for _, s := range forwardedSignals() {
+		have[s] = true
+	}
+	for s := syscall.Signal(1); s <= 64; s++ {
+		want := s != syscall.SIGKILL && s != syscall.SIGSTOP && s != syscall.SIGCHLD && s != syscall.SIGURG &&
+			s != syscall.SIGPIPE && s != 33
+		if have[s] != want {
+			t.Errorf("%s forwarded = %v, want %v", SignalName(s), have[s], want)
 		}
 	}
 }
