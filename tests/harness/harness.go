@@ -112,6 +112,18 @@ func (b *binary) build(t testing.TB, pkg, name string, race bool) string {
 	return b.path
 }
 
+// Main runs a test binary's tests and then removes the binaries built for them (about 100 MB in the temporary
+// directory per run otherwise). Call it from TestMain: os.Exit(harness.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	for _, b := range []*binary{&berthBin, &berthRaceBin, &testappBin} {
+		if b.path != "" {
+			_ = os.RemoveAll(filepath.Dir(b.path))
+		}
+	}
+	return code
+}
+
 // Berth builds ./cmd/berth once per test binary (static, like the release) and returns its path.
 func Berth(t testing.TB) string { return berthBin.build(t, "./cmd/berth", "berth", false) }
 
