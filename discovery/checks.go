@@ -182,6 +182,8 @@ func (a *Agent) report(ctx context.Context, c *check) {
 	defer cancel()
 	defer context.AfterFunc(a.stopOps, cancel)()
 	err := a.client.Agent().UpdateTTLOpts(c.id, output, status, (&api.QueryOptions{}).WithContext(rctx))
+	a.observe(ctx, err)
+	err = describe(err, a.cfg.Consul.RequestTimeout)
 	a.mu.Lock()
 	wasFailing := c.reportFailing
 	c.reportFailing = err != nil && !isNotFound(err)

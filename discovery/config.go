@@ -24,7 +24,7 @@ const (
 	DefaultConsulTimeout           = 30 * time.Second
 	DefaultRequestTimeout          = 5 * time.Second
 	DefaultRetryMin                = 500 * time.Millisecond
-	DefaultRetryMax                = 30 * time.Second
+	DefaultRetryMax                = 5 * time.Second
 	DefaultBlockingWait            = 5 * time.Minute
 	// AddressAuto asks berth to find the task's address (ECS metadata, interface, hostname).
 	AddressAuto = "auto"
@@ -90,14 +90,17 @@ type ConsulConfig struct {
 	Required bool
 	// Timeout bounds Register when Required (default 30s).
 	Timeout time.Duration
-	// RequestTimeout bounds each non-blocking request to the agent (default 5s).
+	// RequestTimeout bounds each non-blocking request to the agent (default 5s), and is the margin a blocking
+	// query gets beyond its wait.
 	RequestTimeout time.Duration
 	// RetryMin is the first back-off step after a failed request (default 500ms); steps double with ±20%
 	// jitter up to RetryMax.
 	RetryMin time.Duration
-	// RetryMax is the largest back-off step (default 30s).
+	// RetryMax is the largest back-off step (default 5s). Registration retries are further capped at the
+	// shortest check interval, so a registration lands within one interval of Consul answering.
 	RetryMax time.Duration
-	// BlockingWait is the wait time of each peers blocking query (default 5m; Consul caps it at 10m).
+	// BlockingWait is the wait time of each peers blocking query (default 5m; Consul caps it at 10m). The
+	// query's deadline is BlockingWait + BlockingWait/16 (Consul's jitter) + RequestTimeout.
 	BlockingWait time.Duration
 	// WrapTransport, when set, wraps the HTTP transport of the Consul client (tests count requests with it).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
@@ -213,6 +216,16 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: a name is required when not running on ECS (ECS_CONTAINER_METADATA_URI_V4 unset)", where))
 			}
 		}
+		if s.Name != "" {
+			if err := ValidName(s.Name); err != nil {
+				errs = append(errs, fmt.Errorf("%s: name: %w", where, err))
+			}
+		}
+		if s.ID != "" {
+			if err := ValidName(s.ID); err != nil {
+				errs = append(errs, fmt.Errorf("%s: id: %w", where, err))
+			}
+		}
 		if s.Port < 0 || s.Port > 65535 {
 			errs = append(errs, fmt.Errorf("%s: port %d out of range", where, s.Port))
 		}
@@ -288,6 +301,8 @@ func (c Config) Validate() error {
 		pnames[p.Name] = true
 		if p.Service == "" {
 			errs = append(errs, fmt.Errorf("%s: service is required", where))
+		} else if err := ValidName(p.Service); err != nil {
+			errs = append(errs, fmt.Errorf("%s: service: %w", where, err))
 		}
 		if p.Min < 0 {
 			errs = append(errs, fmt.Errorf("%s: min must not be negative", where))
@@ -308,6 +323,32 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ValidName checks a Consul service name or ID the way berth accepts them, from flags and config files alike:
+// letters, digits, '-', '_', '.' and ':', and not "." or "..". Service names and IDs go into the URL path of
+// the agent API (/v1/agent/service/deregister/ID, /v1/health/service/NAME), where a '/', '%', '?', '#' or a
+// dot segment would address another entry — and leave a ghost behind while berth logs "deregistered".
+func ValidName(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if s == "." || s == ".." {
+		return fmt.Errorf("%q is a path segment, not a name", s)
+	}
+	if len(s) > 256 {
+		return fmt.Errorf("%d bytes long; at most 256", len(s))
+	}
+	for _, r := range s {
+		if !nameRune(r) {
+			return fmt.Errorf("%q contains %q; use letters, digits, '-', '_', '.' and ':' only", s, r)
+		}
+	}
+	return nil
+}
+
+func nameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
 }
 
 func validOnChange(s string) error {

@@ -37,6 +37,14 @@ func TestValidate(t *testing.T) {
 		{"peers bad template", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", Template: "{{range .}"}}}, "template"},
 		{"peers negative min", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", Min: -1}}}, "min"},
 		{"consul scheme", Config{Consul: ConsulConfig{Scheme: "ftp"}}, "consul.scheme"},
+		{"name with slash", Config{Services: []ServiceConfig{{Name: "x/../y"}}}, `name: "x/../y" contains '/'`},
+		{"id with slash", Config{Services: []ServiceConfig{{Name: "app", ID: "x/../y"}}}, `id: "x/../y" contains '/'`},
+		{"id dot-dot", Config{Services: []ServiceConfig{{Name: "app", ID: ".."}}}, "path segment"},
+		{"id with query", Config{Services: []ServiceConfig{{Name: "app", ID: "a?b"}}}, "contains '?'"},
+		{"id with percent", Config{Services: []ServiceConfig{{Name: "app", ID: "a%2Fb"}}}, "contains '%'"},
+		{"name with space", Config{Services: []ServiceConfig{{Name: "my app"}}}, "contains ' '"},
+		{"id ok", Config{Services: []ServiceConfig{{Name: "app.v2", ID: "app_v2:node-1.a"}}}, ""},
+		{"peers service with slash", Config{Peers: []PeersConfig{{Name: "c", Service: "hz/../web", Env: "HZ"}}}, `service: "hz/../web"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

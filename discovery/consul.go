@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -13,9 +14,15 @@ import (
 )
 
 // newClient builds the Consul client: api.DefaultConfig() (CONSUL_HTTP_* variables) overridden by every
-// non-empty field of the `consul {}` block.
+// non-empty field of the `consul {}` block. c has its defaults applied. Every call site gives its request a
+// context deadline (requestCtx, blockingDeadline); the transport's response-header timeout is the net under
+// them, so no request to a Consul that accepts connections and never answers can outlive the longest
+// blocking query.
 func newClient(c ConsulConfig) (*api.Client, error) {
 	cfg := api.DefaultConfig()
+	if cfg.Transport != nil {
+		cfg.Transport.ResponseHeaderTimeout = c.blockingDeadline(c.BlockingWait)
+	}
 	if c.Address != "" {
 		cfg.Address = c.Address
 	}
@@ -59,6 +66,54 @@ func newClient(c ConsulConfig) (*api.Client, error) {
 	}
 	return api.NewClient(cfg)
 }
+
+// blockingDeadline is how long a blocking query with this wait may take: the wait, Consul's jitter of up to
+// wait/16, and RequestTimeout as the margin for the answer itself. A plain query (wait 0) gets RequestTimeout.
+func (c ConsulConfig) blockingDeadline(wait time.Duration) time.Duration {
+	return wait + wait/16 + c.RequestTimeout
+}
+
+// unanswered reports whether err means Consul did not answer at all (refused, reset, timed out) rather than
+// answering with an error status. A cancellation is neither: berth gave up on the request itself.
+func unanswered(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var se api.StatusError
+	return !errors.As(err, &se)
+}
+
+// describe shortens a request error for logs and status: a timeout says so with its bound instead of the
+// whole URL net/http puts in front of "context deadline exceeded".
+func describe(err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return timeoutError{timeout}
+	}
+	return err
+}
+
+// short is err for status and one-line logs: a timeout or the transport error without the request's URL.
+func short(err error) string {
+	var te timeoutError
+	switch {
+	case errors.As(err, &te):
+		return te.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return firstLine(err.Error())
+}
+
+// timeoutError is a request Consul did not answer within its deadline.
+type timeoutError struct{ d time.Duration }
+
+func (e timeoutError) Error() string { return "no answer within " + e.d.String() }
+
+func (e timeoutError) Unwrap() error { return context.DeadlineExceeded }
 
 // backoff yields exponentially growing waits with ±20% jitter, so a fleet of tasks that lost the same agent
 // does not retry in lock-step.

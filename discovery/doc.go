@@ -12,8 +12,33 @@
 // CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
 // CONSUL_TLS_SERVER_NAME. required (default false): when true Register retries until timeout (default 30s) and
 // fails with exit code 69; when false the application starts even if Consul is down and registration is
-// retried in the background with exponential back-off (500ms doubling to 30s, ±20% jitter). Each non-blocking
-// request is bounded by 5s.
+// retried in the background with exponential back-off (500ms doubling, ±20% jitter) capped at 5s and at the
+// shortest check interval, so a registration lands within about one interval of Consul answering however long
+// it was down. Service names, IDs and the services peers blocks look up are checked by ValidName (letters,
+// digits, '-', '_', '.', ':'; not "." or ".."), for flags and config files alike: they go into the agent
+// API's URL paths.
+//
+// # Deadlines and outages
+//
+// Every request to Consul has a deadline: 5s (RequestTimeout) for registration, TTL updates, maintenance and
+// deregistration, and wait + wait/16 (Consul's jitter) + 5s for a peers blocking query (5m25s with the
+// default 5m wait); the transport's response-header timeout is the same bound as a net under them. A Consul
+// that accepts connections and never answers therefore costs a request its deadline and nothing more:
+//
+//   - a request that gets no answer (refused, reset, timed out) marks Consul unreachable; status then reports
+//     each registered service as "unknown" (Registered false, Error says since when and why) until Consul
+//     answers again;
+//   - the first answer after an outage re-issues every peers blocking query that lived through it (plainly,
+//     as the index may be from before an agent restart), so a berth with services sees peers again within a
+//     check interval of Consul's recovery; a peers-only berth within one blocking deadline;
+//   - `berth ctl maintenance` answers within 5s with an error naming Consul; the setting is kept and applied
+//     on the next registration;
+//   - Deregister sends its requests in parallel, each bounded by 5s, and skips a service the agent never
+//     confirmed (unless shutdown cut its registration off while Consul answered): with required = true and a
+//     hung Consul berth exits 69 after consul.timeout, not after the drain timeout on top. A registration
+//     that landed unseen is removed by Consul itself once its TTL check turned critical and
+//     deregister_critical_after passed.
+//   - A 404 on deregistration counts as done only when the agent's service list no longer has the ID.
 //
 // Services (ServiceConfig, `service "NAME" {}`): port, tags, meta, address ("auto" by default: the ECS task's
 // IPv4 from ECS_CONTAINER_METADATA_URI_V4, else the first non-loopback interface address, else the hostname),

@@ -160,12 +160,21 @@ func nextIndex(old, got uint64) uint64 {
 	return max(got, 1)
 }
 
-// query runs one (blocking when index > 0) health query and filters the result.
+// query runs one (blocking when index > 0) health query and filters the result. Its deadline is the wait
+// plus Consul's jitter plus RequestTimeout: a Consul that accepts the connection and never answers cannot
+// hold a watch for longer than that.
 func (a *Agent) query(ctx context.Context, ps *peerState, index uint64, wait time.Duration) ([]Peer, uint64, error) {
+	if index == 0 {
+		wait = 0
+	}
+	timeout := a.cfg.Consul.blockingDeadline(wait)
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	q := &api.QueryOptions{Datacenter: a.cfg.Consul.Datacenter, WaitIndex: index, WaitTime: wait}
-	entries, meta, err := a.client.Health().Service(ps.cfg.Service, ps.cfg.Tag, ps.cfg.passingOnly(), q.WithContext(ctx))
+	entries, meta, err := a.client.Health().Service(ps.cfg.Service, ps.cfg.Tag, ps.cfg.passingOnly(), q.WithContext(qctx))
+	a.observe(ctx, err)
 	if err != nil {
-		return nil, 0, fmt.Errorf("health service %s: %w", ps.cfg.Service, err)
+		return nil, 0, fmt.Errorf("health service %s: %w", ps.cfg.Service, describe(err, timeout))
 	}
 	return a.filter(ps, entries), meta.LastIndex, nil
 }
@@ -293,13 +302,18 @@ func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name, ac
 	b := backoff{min: a.cfg.Consul.RetryMin, max: a.cfg.Consul.RetryMax}
 	for {
 		started := time.Now()
-		wait := a.cfg.Consul.BlockingWait
-		if index == 0 {
-			wait = 0
-		}
-		peers, idx, err := a.query(ctx, ps, index, wait)
+		peers, idx, err := a.queryUntilRecovery(ctx, ps, index)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errRecovered) {
+			// Consul answers again after an outage this query lived through; the connection it waits on may
+			// be one the outage swallowed. Ask again now, plainly: the agent may have restarted with a lower
+			// index.
+			a.log.Debug("peers watch re-issued after a consul outage", "peers", ps.cfg.Name)
+			index = 0
+			b.reset()
+			continue
 		}
 		if err != nil {
 			// The agent may have restarted with a lower index: a blocking query on our old index would then
@@ -332,6 +346,30 @@ func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name, ac
 			return
 		}
 	}
+}
+
+var errRecovered = errors.New("consul answered again after an outage")
+
+// queryUntilRecovery is query with the watch's blocking wait, cut short with errRecovered when Consul
+// answers another request after an outage that began while this one was open.
+func (a *Agent) queryUntilRecovery(ctx context.Context, ps *peerState, index uint64) ([]Peer, uint64, error) {
+	recovered := a.recoveredCh()
+	qctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-recovered:
+			cancel(errRecovered)
+		case <-done:
+		}
+	}()
+	peers, idx, err := a.query(qctx, ps, index, a.cfg.Consul.BlockingWait)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(qctx), errRecovered) {
+		return nil, 0, errRecovered
+	}
+	return peers, idx, err
 }
 
 // writeFileAtomic writes data next to path and renames it over path, so readers never see half a file.

@@ -20,15 +20,31 @@ import (
 
 // Registration is one service of this berth as status reports it.
 type Registration struct {
-	ID          string
-	Name        string
-	Address     string
-	Port        int
-	Tags        []string
-	Meta        map[string]string
-	Registered  bool // the agent has it, as far as berth knows
+	ID         string
+	Name       string
+	Address    string
+	Port       int
+	Tags       []string
+	Meta       map[string]string
+	Registered bool // the agent confirmed it and still answers (State is StateRegistered)
+	// State is StateRegistered, StatePending, StateUnknown or StateDeregistered.
+	State       string
 	Maintenance bool
+	// Error is the last Consul error behind State (no answer, refused, rejected); "" when registered.
+	Error string `json:",omitempty"`
 }
+
+// Registration states, as status reports them.
+const (
+	// StateRegistered: the agent confirmed the registration and answers berth's requests.
+	StateRegistered = "registered"
+	// StatePending: not registered yet, or lost by the agent; berth keeps trying.
+	StatePending = "pending"
+	// StateUnknown: Consul does not answer, so whether the agent still has it is unknown.
+	StateUnknown = "unknown"
+	// StateDeregistered: removed at shutdown.
+	StateDeregistered = "deregistered"
+)
 
 // Agent registers this berth's services in Consul, runs their checks and follows peers.
 type Agent struct {
@@ -54,6 +70,12 @@ type Agent struct {
 	maintenance bool
 	maintReason string
 	peers       []*peerState
+	// Consul's reachability as the last request left it: consulErr is set while requests go unanswered
+	// (refused, reset, timed out) and cleared by the first answer; recovered is then closed and replaced, which
+	// re-issues the blocking queries that lived through the outage.
+	consulErr   error
+	consulSince time.Time
+	recovered   chan struct{}
 }
 
 type service struct {
@@ -63,7 +85,13 @@ type service struct {
 	meta              map[string]string
 	dca               time.Duration
 	checks            []*check
-	registered        bool // guarded by Agent.mu
+
+	// guarded by Agent.mu
+	registered bool  // the agent has it, as far as berth knows
+	ever       bool  // a registration was confirmed at least once
+	unsure     bool  // a registration request was cut off by shutdown: it may have landed
+	gone       bool  // deregistered at shutdown
+	regErr     error // why the last registration failed
 }
 
 // New validates cfg and builds the agent. It does no network I/O: ECS metadata is read and the services are
@@ -98,7 +126,8 @@ func New(cfg Config, log hclog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, client: client, regSem: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, log: log, client: client, regSem: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		recovered: make(chan struct{})}
 	a.stopOps, a.cancelOps = context.WithCancel(context.Background())
 	for _, p := range cfg.Peers {
 		ps, err := newPeerState(p)
@@ -133,6 +162,13 @@ func (a *Agent) prepare(ctx context.Context) error {
 	if instance == "" {
 		instance = hostname
 	}
+	// The instance goes into the default ID, which goes into URL paths: keep it to ValidName's alphabet.
+	instance = strings.Map(func(r rune) rune {
+		if nameRune(r) {
+			return r
+		}
+		return '-'
+	}, instance)
 	var services []*service
 	for _, sc := range a.cfg.Services {
 		s := &service{name: sc.Name, port: sc.Port, tags: slices.Clone(sc.Tags), dca: sc.DeregisterCriticalAfter}
@@ -244,7 +280,7 @@ func (a *Agent) Register(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Consul.Timeout)
 	defer cancel()
-	b := backoff{min: a.cfg.Consul.RetryMin, max: a.cfg.Consul.RetryMax}
+	b := backoff{min: a.cfg.Consul.RetryMin, max: a.retryCap()}
 	for {
 		err := a.registerAll(ctx)
 		if err == nil || errors.Is(err, errDraining) {
@@ -261,16 +297,29 @@ var errDraining = errors.New("deregistered: shutdown has begun")
 
 // registerAll registers every service the agent does not have, each with its TTL checks in their current
 // state, and re-applies maintenance mode.
-func (a *Agent) registerAll(ctx context.Context) error {
+func (a *Agent) registerAll(parent context.Context) error {
 	select {
 	case a.regSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-parent.Done():
+		return parent.Err()
 	}
 	defer func() { <-a.regSem }()
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.Consul.RequestTimeout)
+	timeout := a.cfg.Consul.RequestTimeout
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	defer context.AfterFunc(a.stopOps, cancel)()
+	failed := func(s *service, err error) error {
+		a.observe(parent, err)
+		err = describe(err, timeout)
+		a.mu.Lock()
+		s.regErr = err
+		// Cut off by shutdown on its way, it may have landed; one Consul did not answer within RequestTimeout
+		// (an agent answers in milliseconds) is taken as lost — if it landed after all, its TTL check expires
+		// and Consul removes it deregister_critical_after later.
+		s.unsure = s.unsure || errors.Is(err, context.Canceled)
+		a.mu.Unlock()
+		return err
+	}
 
 	var errs []error
 	for _, s := range a.serviceList() {
@@ -289,17 +338,21 @@ func (a *Agent) registerAll(ctx context.Context) error {
 
 		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 		if err := a.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
-			errs = append(errs, fmt.Errorf("register service %s: %w", s.id, err))
+			errs = append(errs, fmt.Errorf("register service %s: %w", s.id, failed(s, err)))
 			continue
 		}
+		a.observe(parent, nil)
+		a.mu.Lock()
+		s.ever = true // the agent has it from here on, maintenance or not
+		a.mu.Unlock()
 		if maint {
 			if err := a.client.Agent().EnableServiceMaintenanceOpts(s.id, reason, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-				errs = append(errs, fmt.Errorf("maintenance on %s: %w", s.id, err))
+				errs = append(errs, fmt.Errorf("maintenance on %s: %w", s.id, failed(s, err)))
 				continue
 			}
 		}
 		a.mu.Lock()
-		s.registered = true
+		s.registered, s.regErr = true, nil
 		a.mu.Unlock()
 		a.log.Info("registered in consul", "service", s.name, "id", s.id, "address", s.address, "port", s.port)
 	}
@@ -354,7 +407,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) registrationLoop(ctx context.Context) {
-	b := backoff{min: a.cfg.Consul.RetryMin, max: a.cfg.Consul.RetryMax}
+	b := backoff{min: a.cfg.Consul.RetryMin, max: a.retryCap()}
 	for {
 		if a.needsRegistration() {
 			err := a.registerAll(ctx)
@@ -379,6 +432,54 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 		case <-a.kick:
 		}
 	}
+}
+
+// retryCap is the largest wait between registration attempts: RetryMax, and at most the shortest check
+// interval, so that a registration lands within about one interval of Consul answering (SPEC §5: "as soon as
+// Consul answers"), however long Consul was down.
+func (a *Agent) retryCap() time.Duration {
+	c := a.cfg.Consul.RetryMax
+	for _, s := range a.serviceList() {
+		for _, ch := range s.checks {
+			c = min(c, ch.interval)
+		}
+	}
+	return max(c, a.cfg.Consul.RetryMin)
+}
+
+// observe folds the outcome of one request into Consul's reachability: an answer (any status) ends an
+// outage, no answer (refused, reset, timed out) begins or continues one. A request cancelled by berth, or
+// cut by a parent context that ended (shutdown, the end of a wait), says nothing about Consul.
+func (a *Agent) observe(parent context.Context, err error) {
+	if parent != nil && parent.Err() != nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	a.mu.Lock()
+	var wake chan struct{}
+	var outage time.Duration
+	switch {
+	case !unanswered(err) && a.consulErr != nil:
+		outage = time.Since(a.consulSince)
+		a.consulErr, wake = nil, a.recovered
+		a.recovered = make(chan struct{})
+	case unanswered(err):
+		if a.consulErr == nil {
+			a.consulSince = time.Now()
+		}
+		a.consulErr = err
+	}
+	a.mu.Unlock()
+	if wake != nil {
+		a.log.Info("consul answers again", "unreachable_for", outage.Round(time.Millisecond))
+		close(wake)
+	}
+}
+
+// recoveredCh is closed when Consul next answers after an outage.
+func (a *Agent) recoveredCh() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.recovered
 }
 
 func (a *Agent) needsRegistration() bool {
@@ -416,7 +517,11 @@ func (a *Agent) lost(s *service) {
 
 // Deregister removes every service of this berth from Consul (shutdown step 1). From the moment it is called
 // nothing re-registers a service or updates a TTL, even while checks keep finishing (consul-ecs #284).
-// It is bounded by ctx and never hangs on a dead Consul.
+// Services are deregistered in parallel, each request bounded by RequestTimeout (and ctx), so it never hangs
+// on a dead or wedged Consul. A service the agent never confirmed is skipped — unless shutdown cut its
+// registration request off while Consul was answering (it may have landed) — so a berth whose Consul hung
+// from the start does not spend its drain time deregistering what was never registered. A 404 counts as done
+// only when the agent really no longer lists the service.
 func (a *Agent) Deregister(ctx context.Context) error {
 	a.mu.Lock()
 	a.draining = true
@@ -429,19 +534,50 @@ func (a *Agent) Deregister(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("deregister: %w", ctx.Err())
 	}
-	var errs []error
-	for _, s := range a.serviceList() {
-		err := a.client.Agent().ServiceDeregisterOpts(s.id, (&api.QueryOptions{}).WithContext(ctx))
-		if err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("deregister %s: %w", s.id, err))
+	services := a.serviceList()
+	errs := make([]error, len(services))
+	var wg sync.WaitGroup
+	for i, s := range services {
+		a.mu.Lock()
+		try := s.ever || s.unsure && a.consulErr == nil
+		a.mu.Unlock()
+		if !try {
+			a.log.Debug("not deregistering: never registered", "id", s.id)
 			continue
 		}
-		a.mu.Lock()
-		s.registered = false
-		a.mu.Unlock()
-		a.log.Info("deregistered from consul", "id", s.id)
+		wg.Go(func() { errs[i] = a.deregister(ctx, s) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+func (a *Agent) deregister(ctx context.Context, s *service) error {
+	timeout := a.cfg.Consul.RequestTimeout
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := a.client.Agent().ServiceDeregisterOpts(s.id, (&api.QueryOptions{}).WithContext(rctx))
+	a.observe(ctx, err)
+	if err != nil && isNotFound(err) {
+		// "Unknown service": true after an agent restart — or the request addressed some other entry. Only the
+		// agent's own list can tell.
+		list, lerr := a.client.Agent().ServicesWithFilterOpts("", (&api.QueryOptions{}).WithContext(rctx))
+		switch {
+		case lerr != nil:
+			return fmt.Errorf("deregister %s: consul answered %q and its service list is unavailable: %w", s.id,
+				firstLine(err.Error()), describe(lerr, timeout))
+		case list[s.id] != nil:
+			return fmt.Errorf("deregister %s: consul answered %q, yet the agent still lists the service", s.id, firstLine(err.Error()))
+		}
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("deregister %s: %w", s.id, describe(err, timeout))
+	}
+	a.mu.Lock()
+	s.registered, s.gone = false, true
+	a.mu.Unlock()
+	a.log.Info("deregistered from consul", "id", s.id)
+	return nil
 }
 
 // Maintenance turns Consul maintenance mode on or off for every service of this berth. The state is kept and
@@ -457,21 +593,29 @@ func (a *Agent) Maintenance(ctx context.Context, on bool, reason string) error {
 	}
 	a.maintenance, a.maintReason = on, reason
 	a.mu.Unlock()
+	// One RequestTimeout for the whole call: `berth ctl maintenance` answers within it whatever Consul does.
+	timeout := a.cfg.Consul.RequestTimeout
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	onOff := map[bool]string{true: "on", false: "off"}[on]
 	var errs []error
 	for _, s := range a.serviceList() {
-		q := (&api.QueryOptions{}).WithContext(ctx)
+		q := (&api.QueryOptions{}).WithContext(rctx)
 		var err error
 		if on {
 			err = a.client.Agent().EnableServiceMaintenanceOpts(s.id, reason, q)
 		} else {
 			err = a.client.Agent().DisableServiceMaintenanceOpts(s.id, q)
 		}
-		if err != nil {
-			if isNotFound(err) {
-				a.lost(s) // re-registration applies the new state
-				continue
-			}
-			errs = append(errs, fmt.Errorf("maintenance %s: %w", s.id, err))
+		a.observe(ctx, err)
+		switch {
+		case err == nil:
+		case isNotFound(err):
+			a.lost(s) // re-registration applies the new state
+		case unanswered(err):
+			errs = append(errs, &UnavailableError{What: "consul", Err: fmt.Errorf("maintenance %s for %s: %w (the setting is kept and applied when berth re-registers)", onOff, s.id, describe(err, timeout))})
+		default:
+			errs = append(errs, fmt.Errorf("consul: maintenance %s for %s: %w", onOff, s.id, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -483,8 +627,22 @@ func (a *Agent) Registrations() []Registration {
 	defer a.mu.Unlock()
 	out := make([]Registration, 0, len(a.services))
 	for _, s := range a.services {
-		out = append(out, Registration{ID: s.id, Name: s.name, Address: s.address, Port: s.port,
-			Tags: slices.Clone(s.tags), Meta: maps.Clone(s.meta), Registered: s.registered, Maintenance: a.maintenance})
+		r := Registration{ID: s.id, Name: s.name, Address: s.address, Port: s.port,
+			Tags: slices.Clone(s.tags), Meta: maps.Clone(s.meta), Maintenance: a.maintenance}
+		switch {
+		case s.gone:
+			r.State = StateDeregistered
+		case s.registered && a.consulErr != nil:
+			r.State, r.Error = StateUnknown, "consul unreachable since "+a.consulSince.Format(time.RFC3339)+": "+short(a.consulErr)
+		case s.registered:
+			r.State, r.Registered = StateRegistered, true
+		default:
+			r.State = StatePending
+			if s.regErr != nil {
+				r.Error = short(s.regErr)
+			}
+		}
+		out = append(out, r)
 	}
 	return out
 }
