@@ -315,6 +315,10 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // failErr reports a client error: 69 when berth is unreachable, 1 for anything berth answered.
 func failErr(w io.Writer, op string, err error) int {
+	var u *UnreachableError
+	if errors.As(err, &u) && u.After > 0 {
+		return failf(w, exitUnavailable, "%s: %v", op, err) // berth runs: the hint would mislead
+	}
 	if isUnreachable(err) {
 		return failf(w, exitUnavailable, "%s: %v (is berth running? set -socket or BERTH_CONTROL_SOCKET)", op, err)
 	}

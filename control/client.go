@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -132,9 +134,18 @@ func (c *Client) do(ctx context.Context, timeout time.Duration, method, path str
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	// A deadline that passes after the connection was made means berth runs but did not answer in time.
+	var connected atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+	}))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, &UnreachableError{Socket: c.socket, Err: err}
+		u := &UnreachableError{Socket: c.socket, Err: err}
+		if connected.Load() && errors.Is(err, context.DeadlineExceeded) {
+			u.After = timeout
+		}
+		return 0, nil, u
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestClientRoundTrip(t *testing.T) {
@@ -309,5 +313,48 @@ func ctl(socket string) func([]string, *bytes.Buffer, *bytes.Buffer) int {
 func health(socket string) func([]string, *bytes.Buffer, *bytes.Buffer) int {
 	return func(args []string, stdout, stderr *bytes.Buffer) int {
 		return RunHealth(context.Background(), socket, args, stdout, stderr)
+	}
+}
+
+// A berth that accepts the request and does not answer in time is not "unreachable, is berth running?": the
+// error says it did not answer within the client's timeout, and the CLI adds no misleading hint.
+func TestClientNoAnswerInTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "slow.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn // accepted, never answered
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+		}
+	}()
+	_, _, err = NewClient(path).do(context.Background(), 200*time.Millisecond, http.MethodGet, "/v1/status", nil)
+	var u *UnreachableError
+	if !errors.As(err, &u) || u.After != 200*time.Millisecond {
+		t.Fatalf("want *UnreachableError after 200ms, have %T %v", err, err)
+	}
+	if want := "berth at control socket " + path + " did not answer within 200ms"; err.Error() != want {
+		t.Fatalf("want %q, have %q", want, err.Error())
+	}
+	var stderr bytes.Buffer
+	if code := failErr(&stderr, "maintenance", err); code != 69 || strings.Contains(stderr.String(), "is berth running") {
+		t.Fatalf("want exit 69 without the is-berth-running hint, have %d %q", code, stderr.String())
 	}
 }

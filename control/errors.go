@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // RejectedError is returned by a Backend to refuse a request without changing anything — typically a reload
@@ -50,9 +51,15 @@ type UnreachableError struct {
 	Socket string
 	// Err is the transport error.
 	Err error
+	// After is set when berth accepted the request but did not answer within this client timeout: berth
+	// runs, and is busy or wedged.
+	After time.Duration
 }
 
 func (e *UnreachableError) Error() string {
+	if e.After > 0 {
+		return fmt.Sprintf("berth at control socket %s did not answer within %s", e.Socket, e.After)
+	}
 	return fmt.Sprintf("cannot reach berth at control socket %s: %s", e.Socket, describeTransportError(e.Err))
 }
 
