@@ -31,8 +31,8 @@
 //   - the first answer after an outage re-issues every peers blocking query that lived through it (plainly,
 //     as the index may be from before an agent restart), so a berth with services sees peers again within a
 //     check interval of Consul's recovery; a peers-only berth within one blocking deadline;
-//   - `berth ctl maintenance` answers within 5s with an error naming Consul; the setting is kept and applied
-//     on the next registration;
+//   - `berth ctl maintenance` answers within 5s with an error naming Consul; berth keeps the setting and
+//     re-registers the service once Consul answers, which applies it;
 //   - Deregister sends its requests in parallel, each bounded by 5s, and skips a service the agent never
 //     confirmed (unless shutdown cut its registration off while Consul answered): with required = true and a
 //     hung Consul berth exits 69 after consul.timeout, not after the drain timeout on top. A registration

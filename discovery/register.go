@@ -515,6 +515,22 @@ func (a *Agent) lost(s *service) {
 	}
 }
 
+// resync has the registration loop register s again, quietly (the agent did not lose it; berth does not know
+// what it has): the registration carries the current check status and re-applies maintenance mode.
+func (a *Agent) resync(s *service) {
+	a.mu.Lock()
+	if a.draining {
+		a.mu.Unlock()
+		return
+	}
+	s.registered = false
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Deregister removes every service of this berth from Consul (shutdown step 1). From the moment it is called
 // nothing re-registers a service or updates a TTL, even while checks keep finishing (consul-ecs #284).
 // Services are deregistered in parallel, each request bounded by RequestTimeout (and ctx), so it never hangs
@@ -613,7 +629,8 @@ func (a *Agent) Maintenance(ctx context.Context, on bool, reason string) error {
 		case isNotFound(err):
 			a.lost(s) // re-registration applies the new state
 		case unanswered(err):
-			errs = append(errs, &UnavailableError{What: "consul", Err: fmt.Errorf("maintenance %s for %s: %w (the setting is kept and applied when berth re-registers)", onOff, s.id, describe(err, timeout))})
+			a.resync(s) // the registration loop re-registers it, maintenance state included, once Consul answers
+			errs = append(errs, &UnavailableError{What: "consul", Err: fmt.Errorf("maintenance %s for %s: %w; berth applies it once Consul answers", onOff, s.id, describe(err, timeout))})
 		default:
 			errs = append(errs, fmt.Errorf("consul: maintenance %s for %s: %w", onOff, s.id, err))
 		}
