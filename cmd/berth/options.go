@@ -346,7 +346,15 @@ func (o *options) discoveryConfig(f *runFlags, metadataURI string) (discovery.Co
 				Template: p.Template, OnChange: p.OnChange.String()})
 		}
 	}
-	// zero-config flags
+	// zero-config flags: a bad name is a usage error (64); discovery's Validate below applies the same ValidName
+	// to config files (78)
+	for _, fl := range [...]struct{ name, v string }{{"-service", f.service}, {"-peers-service", f.peersService}} {
+		if fl.v != "" {
+			if err := discovery.ValidName(fl.v); err != nil {
+				return dc, false, usageErr("%s: %v", fl.name, err)
+			}
+		}
+	}
 	if f.service != "" || f.port != 0 {
 		sc := discovery.ServiceConfig{Name: f.service, Port: f.port}
 		add := func(c discovery.CheckConfig) {
