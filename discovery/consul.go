@@ -73,14 +73,18 @@ func (c ConsulConfig) blockingDeadline(wait time.Duration) time.Duration {
 	return wait + wait/16 + c.RequestTimeout
 }
 
-// unanswered reports whether err means Consul did not answer at all (refused, reset, timed out) rather than
-// answering with an error status. A cancellation is neither: berth gave up on the request itself.
+// unanswered reports whether err means Consul did not answer at all (refused, reset, timed out, or a proxy
+// or load balancer in between answering 502/504 for it) rather than answering with an error status. A
+// cancellation is neither: berth gave up on the request itself.
 func unanswered(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var se api.StatusError
-	return !errors.As(err, &se)
+	if errors.As(err, &se) {
+		return se.Code == http.StatusBadGateway || se.Code == http.StatusGatewayTimeout
+	}
+	return true
 }
 
 // describe shortens a request error for logs and status: a timeout says so with its bound instead of the
