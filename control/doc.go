@@ -57,6 +57,10 @@
 //
 // NewClient speaks to the socket with a 2s connect timeout, 10s per query, 30s for maintenance and 60s for
 // reload, and never uses HTTP_PROXY. Transport failures are *UnreachableError; error answers are *APIError.
+// An UnreachableError with After set is a berth that accepted the request but did not answer within the
+// client's timeout: its message says so instead of suggesting berth is not running. Maintenance talks to
+// Consul, which discovery bounds at its 5s request timeout, so a hung Consul makes `berth ctl maintenance`
+// fail after about 5s with an error naming Consul, long before the client's 30s.
 //
 // RunCtl implements `berth ctl [-socket PATH] status | reload | maintenance on|off [-reason TEXT] |
 // putenv KEY=VALUE | putmetric NAME=VALUE` (flags may also follow the command). status prints the document as
