@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -99,10 +100,12 @@ func (a *AWS) Key(t testing.TB) string {
 
 // AWSProxy is a reverse proxy in front of moto that counts requests by X-Amz-Target (or "METHOD /path" for
 // REST services), can delay every request (a WAN round trip), and can answer a request itself with an
-// injected error (throttling, 5xx) — everything else is moto's real answer.
+// injected error (throttling, 5xx), a connection reset (InjectReset) or no answer at all (InjectStall) —
+// everything else is moto's real answer.
 type AWSProxy struct {
 	URL string
 
+	stop   chan struct{} // closed at cleanup: releases the requests a stall holds
 	mu     sync.Mutex
 	counts map[string]int
 	delay  time.Duration
@@ -116,7 +119,7 @@ func StartAWSProxy(t testing.TB, motoURL string) *AWSProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &AWSProxy{counts: map[string]int{}}
+	p := &AWSProxy{counts: map[string]int{}, stop: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
@@ -132,7 +135,18 @@ func StartAWSProxy(t testing.TB, motoURL string) *AWSProxy {
 			time.Sleep(delay)
 		}
 		if inject != nil {
-			if status, body := inject(target, n); status != 0 {
+			switch status, body := inject(target, n); status {
+			case 0:
+			case InjectReset:
+				resetConn(w)
+				return
+			case InjectStall:
+				select { // read, never answered: the client's own deadline is all that ends it
+				case <-r.Context().Done():
+				case <-p.stop:
+				}
+				return
+			default:
 				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 				w.WriteHeader(status)
 				_, _ = w.Write([]byte(body))
@@ -141,9 +155,33 @@ func StartAWSProxy(t testing.TB, motoURL string) *AWSProxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		close(p.stop)
+		srv.CloseClientConnections()
+		srv.Close()
+	})
 	p.URL = srv.URL
 	return p
+}
+
+// Statuses an inject function may return for faults below HTTP.
+const (
+	// InjectReset drops the connection with a TCP RST instead of answering (ECONNRESET for the client).
+	InjectReset = -1
+	// InjectStall reads the request and never answers, until the client gives up or the proxy stops.
+	InjectStall = -2
+)
+
+// resetConn closes the request's connection with SO_LINGER 0, so the client sees a reset, not an orderly close.
+func resetConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }
 
 // Count is how many requests for target (an X-Amz-Target, or "METHOD /path") the proxy has seen, injected
@@ -161,8 +199,9 @@ func (p *AWSProxy) Counts() map[string]int {
 	return maps.Clone(p.counts)
 }
 
-// SetInject makes the proxy answer a request itself when f returns a status other than 0: f gets the target
-// and how many requests for it came before. nil passes every request on to moto.
+// SetInject makes the proxy answer a request itself when f returns a status other than 0 (an HTTP status
+// with body as the answer, or InjectReset / InjectStall): f gets the target and how many requests for it came
+// before. nil passes every request on to moto.
 func (p *AWSProxy) SetInject(f func(target string, n int) (status int, body string)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
