@@ -156,7 +156,8 @@ func TestConsulHTTPCheckLifecycle(t *testing.T) {
 			appLog := filepath.Join(dir, m.name+"-app.log")
 			hostPort := "127.0.0.1:" + strconv.Itoa(port)
 			b := harness.RunBerth(t, harness.BerthOpts{PID1: m.pid1, Env: []string{"CONSUL_HTTP_ADDR=" + c.Addr},
-				Args: []string{"-control-socket", socket, "-service", name, "-port", strconv.Itoa(port),
+				// -log-level info: zero-config berth is quiet by default; this test reads its lifecycle lines
+				Args: []string{"-log-level", "info", "-control-socket", socket, "-service", name, "-port", strconv.Itoa(port),
 					"-check-http", "http://" + hostPort + "/health", "-check-interval", "1s", "--",
 					app, "-http", hostPort, "-log", appLog,
 					"-on-term-get", "http://" + c.Addr + "/v1/health/service/" + name, "-on-term-out", termOut}})
