@@ -15,9 +15,9 @@ import (
 
 // newClient builds the Consul client: api.DefaultConfig() (CONSUL_HTTP_* variables) overridden by every
 // non-empty field of the `consul {}` block. c has its defaults applied. Every call site gives its request a
-// context deadline (requestCtx, blockingDeadline); the transport's response-header timeout is the net under
-// them, so no request to a Consul that accepts connections and never answers can outlive the longest
-// blocking query.
+// context deadline (RequestTimeout, or blockingDeadline for a blocking query); the transport's
+// response-header timeout is the net under them, so no request to a Consul that accepts connections and never
+// answers can outlive the longest blocking query.
 func newClient(c ConsulConfig) (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	if cfg.Transport != nil {

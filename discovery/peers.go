@@ -350,8 +350,9 @@ func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name, ac
 
 var errRecovered = errors.New("consul answered again after an outage")
 
-// queryUntilRecovery is query with the watch's blocking wait, cut short with errRecovered when Consul
-// answers another request after an outage that began while this one was open.
+// queryUntilRecovery is query with the watch's blocking wait, cut short with errRecovered when an outage
+// ends while it is open (another request got the first answer after it): its own connection may be one the
+// outage swallowed, which only its deadline would otherwise end.
 func (a *Agent) queryUntilRecovery(ctx context.Context, ps *peerState, index uint64) ([]Peer, uint64, error) {
 	recovered := a.recoveredCh()
 	qctx, cancel := context.WithCancelCause(ctx)
