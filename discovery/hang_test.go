@@ -155,3 +155,26 @@ func TestConsulHangBounds(t *testing.T) {
 		t.Fatalf("want no deregistration requests, have %d", n)
 	}
 }
+
+func TestUnanswered(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, true},
+		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), true},
+		{api.StatusError{Code: 404, Body: "Unknown service ID"}, false},
+		{api.StatusError{Code: 500, Body: "No cluster leader"}, false},
+		{api.StatusError{Code: 502}, true},
+		{api.StatusError{Code: 504}, true},
+	} {
+		if have := unanswered(tc.err); have != tc.want {
+			t.Errorf("unanswered(%v) = %v, want %v", tc.err, have, tc.want)
+		}
+	}
+	if have := short(describe(context.DeadlineExceeded, 5*time.Second)); have != "no answer within 5s" {
+		t.Errorf("short(describe(deadline)) = %q", have)
+	}
+}
