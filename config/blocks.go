@@ -104,7 +104,16 @@ func (d *decoder) file(body hcl.Body) *File {
 
 	first := map[string]*hcl.Block{}  // singleton blocks
 	labels := map[string]*hcl.Block{} // "job\x00name"
+	count := map[string]int{}         // labelled blocks of each type
 	for _, b := range c.Blocks {
+		if len(b.Labels) > 0 {
+			if count[b.Type]++; count[b.Type] > MaxBlocks {
+				if count[b.Type] == MaxBlocks+1 {
+					d.errf(b.DefRange, "more than %d %s blocks; a config file holds at most %d", MaxBlocks, b.Type, MaxBlocks)
+				}
+				continue
+			}
+		}
 		if len(b.Labels) == 0 {
 			if prev := first[b.Type]; prev != nil {
 				d.errf(b.DefRange, "duplicate %s block (first at %s)", b.Type, d.rangeAt(prev.DefRange))
@@ -585,8 +594,9 @@ func (d *decoder) telemetry(b *hcl.Block) Telemetry {
 }
 
 func (d *decoder) logs(b *hcl.Block) Logs {
-	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("format", "prefix")})
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("format", "prefix", "max_line")})
 	l := Logs{Format: d.oneOf(c.Attributes, "format", "raw", "raw", "json")}
 	l.Prefix, _ = d.boolean(c.Attributes, "prefix")
+	l.MaxLine, _ = d.integer(c.Attributes, "max_line", MinMaxLine, MaxMaxLine)
 	return l
 }

@@ -1,9 +1,6 @@
 package config
 
-import (
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-)
+import "github.com/hashicorp/hcl/v2/hclsyntax"
 
 // expandSingleLineBlocks rewrites single-line blocks that separate arguments with commas, such as SPEC §9's
 //
@@ -13,9 +10,8 @@ import (
 // this with "Invalid single-argument block definition"). Only text HCL would reject is changed: a brace
 // opens a block, not an object, exactly when the token before it is a block type or label. It returns the
 // new text and the offsets (in the new text) of the bytes it inserted, so that positions in messages still
-// point into the original source.
-func expandSingleLineBlocks(src []byte) ([]byte, []int) {
-	toks, _ := hclsyntax.LexConfig(src, "", hcl.InitialPos)
+// point into the original source. toks are the tokens of src (hclsyntax.LexConfig).
+func expandSingleLineBlocks(src []byte, toks hclsyntax.Tokens) ([]byte, []int) {
 	type edit struct {
 		off    int  // offset in src
 		insert bool // insert '\n' before off; otherwise replace the byte at off with '\n'

@@ -24,6 +24,10 @@ const (
 	DefaultCheckInitialStatus      = "critical"
 	DefaultPeersWait               = 30 * time.Second
 	DefaultConsulTimeout           = 30 * time.Second
+
+	// MinMaxLine and MaxMaxLine bound logs.max_line (bytes).
+	MinMaxLine = 1 << 10
+	MaxMaxLine = 1 << 30
 )
 
 // Job types.
@@ -306,4 +310,7 @@ type Logs struct {
 	Format string
 	// Prefix puts the job name before each line.
 	Prefix bool
+	// MaxLine is the most bytes of one line berth holds before it writes them out (logs.max_line); 0 when
+	// not set (the default of telemetry.StreamConfig.MaxLine applies, 1 MiB).
+	MaxLine int
 }

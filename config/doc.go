@@ -10,6 +10,18 @@
 // syntax. As an extension to HCL, a single-line block may hold several arguments separated by commas, as in
 // SPEC §9's `check { http = "...", interval = "10s", timeout = "2s" }`.
 //
+// # Limits
+//
+// A file is refused (one problem, exit 78) before HCL parses it when it is larger than MaxFileSize (512 KiB)
+// or nested deeper than MaxDepth (64 levels). Every open bracket, brace, parenthesis, quote, heredoc and
+// template sequence ("${", "%{"), every %{if} and %{for}, and every operator (unary, binary, "?", "." and
+// [index]) of the expressions around a point counts one level there; a comma, or a newline in a block or an
+// object, ends an expression and its operators. A real configuration is a few KiB and nests fewer than ten
+// levels (`service "x" { check { exec = ["sh", "-c", "${env("CHECK")}"] } }` is seven), so the limits only stop
+// files that would crash the parser (HCL recurses once per level) or cost hundreds of MB to parse. A file
+// holds at most MaxBlocks (10,000) blocks of each labelled type: job, secret, service, peers. Loading is
+// linear in the size of the file.
+//
 // Unknown keys and blocks are errors. Every problem is reported as one line "file:line:col: message";
 // Load and Parse return them all in an *Error (exit code 78), not only the first. A null value is the same as
 // leaving the key out.
@@ -186,7 +198,10 @@
 //	  tags       = ["team:x"]
 //	}
 //	logs {
-//	  format = "raw" (default) | "json"   json wraps each line with time, job and stream
-//	  prefix = false                       put the job name before each line (default false)
+//	  format   = "raw" (default) | "json"   json wraps each line with time, job and stream
+//	  prefix   = false                       put the job name before each line (default false)
+//	  max_line = 1048576                     bytes of one line held before they are written (default 1 MiB,
+//	                                         1024..1073741824); a longer line is written in pieces, nothing
+//	                                         is dropped (see telemetry: raw output stays byte-identical)
 //	}
 package config

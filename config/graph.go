@@ -1,8 +1,8 @@
 package config
 
 import (
+	"container/heap"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -60,36 +60,66 @@ func (d *decoder) checkAfter(f *File) {
 			seen[r.name] = true
 		}
 	}
-	// Depth-first search in file order; every back edge closes one cycle, reported where it closes.
+	// Depth-first search in file order; every back edge closes one cycle, reported where it closes. The
+	// search keeps its own stack, so a chain of thousands of jobs does not recurse as deep.
 	const (
 		unvisited = iota
 		onStack
 		done
 	)
 	state := map[string]int{}
-	var stack []string
-	var visit func(string)
-	visit = func(n string) {
+	at := map[string]int{} // position in path of a job on the stack
+	var path []frame
+	push := func(n string) {
 		state[n] = onStack
-		stack = append(stack, n)
-		for _, r := range deps[n] {
-			switch state[r.name] {
-			case unvisited:
-				visit(r.name)
-			case onStack:
-				i := slices.Index(stack, r.name)
-				cycle := append(slices.Clone(stack[i:]), r.name)
-				d.errf(r.rng, "after: cycle in after: %s", strings.Join(cycle, " -> "))
-			}
-		}
-		stack = stack[:len(stack)-1]
-		state[n] = done
+		at[n] = len(path)
+		path = append(path, frame{name: n})
 	}
 	for _, j := range f.Jobs {
-		if state[j.Name] == unvisited {
-			visit(j.Name)
+		if state[j.Name] != unvisited {
+			continue
+		}
+		push(j.Name)
+		for len(path) > 0 {
+			top := &path[len(path)-1]
+			edges := deps[top.name]
+			if top.next == len(edges) {
+				state[top.name] = done
+				path = path[:len(path)-1]
+				continue
+			}
+			r := edges[top.next]
+			top.next++
+			switch state[r.name] {
+			case unvisited:
+				push(r.name)
+			case onStack:
+				d.errf(r.rng, "after: cycle in after: %s", cycleText(path[at[r.name]:], r.name))
+			}
 		}
 	}
+}
+
+// frame is a job on checkAfter's search path.
+type frame struct {
+	name string
+	next int // index of the next edge of deps[name] to follow
+}
+
+// cycleText is "a -> b -> a" for a cycle on the search path starting at its first job; a long cycle is
+// shortened in the middle so that the message stays one readable line.
+func cycleText(path []frame, closing string) string {
+	names := make([]string, 0, min(len(path), 9)+2)
+	for i, fr := range path {
+		if len(path) > 10 && i == 4 {
+			names = append(names, fmt.Sprintf("... (%d more)", len(path)-8))
+		}
+		if len(path) > 10 && i >= 4 && i < len(path)-4 {
+			continue
+		}
+		names = append(names, fr.name)
+	}
+	return strings.Join(append(names, closing), " -> ")
 }
 
 // checkRefs passes every env value of the processes, except those named in secrets.skip_env, to
@@ -98,8 +128,12 @@ func (d *decoder) checkRefs(f *File) {
 	if d.fn.CheckRef == nil {
 		return
 	}
+	skip := make(map[string]bool, len(f.SecretsOptions.SkipEnv))
+	for _, name := range f.SecretsOptions.SkipEnv {
+		skip[name] = true
+	}
 	for _, e := range d.envRefs {
-		if slices.Contains(f.SecretsOptions.SkipEnv, e.name) {
+		if skip[e.name] {
 			continue
 		}
 		if err := d.fn.CheckRef(e.value); err != nil {
@@ -111,55 +145,75 @@ func (d *decoder) checkRefs(f *File) {
 // JobOrder returns the names of the jobs and MainName in an order that respects every after list: jobs as
 // declared in the file unless after says otherwise, and main as late as its after list allows beside them
 // (after every job that is not waiting for it, since nothing waits for main). Stop in the reverse order.
+//
+// Of the processes whose after lists are satisfied, the one declared first comes next (Kahn's algorithm
+// with a heap of file positions), in O(n log n) for n processes.
 func (f *File) JobOrder() ([]string, error) {
 	names := make([]string, 0, len(f.Jobs)+1)
-	deps := map[string][]string{}
+	index := make(map[string]int, len(f.Jobs)+1)
+	afters := make([][]string, 0, len(f.Jobs)+1)
 	for _, j := range f.Jobs {
+		index[j.Name] = len(names)
 		names = append(names, j.Name)
-		deps[j.Name] = j.After
+		afters = append(afters, j.After)
 	}
+	index[MainName] = len(names)
 	names = append(names, MainName)
 	if f.Main != nil {
-		deps[MainName] = f.Main.After
+		afters = append(afters, f.Main.After)
+	} else {
+		afters = append(afters, nil)
 	}
-	known := map[string]bool{}
-	for _, n := range names {
-		known[n] = true
+	waiting := make([]int, len(names))   // unplaced entries of each after list
+	waiters := make([][]int, len(names)) // who lists each process in after
+	for i, after := range afters {
+		for _, dep := range after {
+			k, ok := index[dep]
+			if !ok {
+				return nil, fmt.Errorf("%s: after: no job named %q", names[i], dep)
+			}
+			waiting[i]++
+			waiters[k] = append(waiters[k], i)
+		}
 	}
-	placed := map[string]bool{}
+	ready := &intHeap{}
+	for i := range names {
+		if waiting[i] == 0 {
+			heap.Push(ready, i)
+		}
+	}
 	order := make([]string, 0, len(names))
-	for len(order) < len(names) {
-		progress := false
-		for _, n := range names {
-			if placed[n] {
-				continue
-			}
-			ready := true
-			for _, dep := range deps[n] {
-				if !known[dep] {
-					return nil, fmt.Errorf("%s: after: no job named %q", n, dep)
-				}
-				if !placed[dep] {
-					ready = false
-					break
-				}
-			}
-			if ready {
-				placed[n] = true
-				order = append(order, n)
-				progress = true
-				break // restart from the first name so that file order wins among the ready ones
+	for ready.Len() > 0 {
+		i := heap.Pop(ready).(int)
+		order = append(order, names[i])
+		for _, w := range waiters[i] {
+			if waiting[w]--; waiting[w] == 0 {
+				heap.Push(ready, w)
 			}
 		}
-		if !progress {
-			var left []string
-			for _, n := range names {
-				if !placed[n] {
-					left = append(left, n)
-				}
+	}
+	if len(order) < len(names) {
+		var left []string
+		for i, n := range names {
+			if waiting[i] > 0 {
+				left = append(left, n)
 			}
-			return nil, fmt.Errorf("cycle in after among %s", strings.Join(left, ", "))
 		}
+		return nil, fmt.Errorf("cycle in after among %s", strings.Join(left, ", "))
 	}
 	return order, nil
+}
+
+// intHeap is a min-heap of ints for container/heap.
+type intHeap []int
+
+func (h intHeap) Len() int           { return len(h) }
+func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *intHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -59,27 +58,43 @@ type Funcs struct {
 
 // Load reads and parses the file at path. A path ending in ".json" is read as HCL's JSON syntax, anything
 // else as HCL native syntax. The error is always an *Error.
+// A file larger than MaxFileSize is refused without being read whole.
 func Load(path string, fn Funcs) (*File, error) {
-	src, err := os.ReadFile(path)
+	src, err := readLimited(path)
 	if err != nil {
-		return nil, &Error{Problems: []string{oneLine(err.Error())}, err: fmt.Errorf("read config: %w", err)}
+		msg := oneLine(err.Error())
+		if !strings.Contains(msg, path) {
+			msg = path + ": " + msg
+		}
+		return nil, &Error{Problems: []string{msg}, err: fmt.Errorf("read config: %w", err)}
 	}
 	return Parse(src, path, fn)
 }
 
 // Parse parses and checks src; filename names it in messages and picks the syntax (".json" is JSON). The
-// error is always an *Error.
+// error is always an *Error. src larger than MaxFileSize or nested deeper than MaxDepth is refused before
+// HCL parses it.
 func Parse(src []byte, filename string, fn Funcs) (*File, error) {
+	if len(src) > MaxFileSize {
+		return nil, &Error{Problems: []string{filename + ": " + errTooLarge(int64(len(src))).Error()}}
+	}
 	pm := &posMap{src: src}
 	var (
 		file  *hcl.File
 		diags hcl.Diagnostics
 	)
 	if strings.EqualFold(filepath.Ext(filename), ".json") {
+		if off := jsonNestingDepth(src); off >= 0 {
+			return nil, &Error{Problems: []string{pm.at(filename, off) + ": " + errTooDeep()}}
+		}
 		file, diags = hcljson.Parse(src, filename)
 	} else {
+		toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
+		if off := nestingDepth(toks); off >= 0 {
+			return nil, &Error{Problems: []string{pm.at(filename, off) + ": " + errTooDeep()}}
+		}
 		var expanded []byte
-		expanded, pm.inserted = expandSingleLineBlocks(src)
+		expanded, pm.inserted = expandSingleLineBlocks(src, toks)
 		file, diags = hclsyntax.ParseConfig(expanded, filename, hcl.InitialPos)
 	}
 	d := &decoder{ctx: evalContext(fn), fn: fn, pos: pm, filename: filename}
@@ -95,14 +110,14 @@ func Parse(src []byte, filename string, fn Funcs) (*File, error) {
 	return f, nil
 }
 
-// problems formats every error diagnostic as one line, sorted by position, duplicates dropped.
+// problems formats every error diagnostic as one line, sorted by position, duplicates dropped. Positions are
+// formatted in file order, each from the previous one, so many problems on one long line stay cheap.
 func (d *decoder) problems() []string {
 	type problem struct {
-		off  int
-		text string
+		off int // -1: no position
+		msg string
 	}
 	var ps []problem
-	seen := map[string]bool{}
 	for _, diag := range d.diags {
 		if diag.Severity != hcl.DiagError {
 			continue
@@ -115,22 +130,26 @@ func (d *decoder) problems() []string {
 		if rng == nil {
 			rng = diag.Context
 		}
-		off, where := -1, d.filename
+		off := -1
 		if rng != nil {
 			off = d.pos.orig(rng.Start.Byte)
-			where = d.pos.at(d.filename, off)
 		}
-		text := where + ": " + oneLine(msg)
+		ps = append(ps, problem{off, oneLine(msg)})
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].off < ps[j].off })
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range ps {
+		where := d.filename
+		if p.off >= 0 {
+			where = d.pos.at(d.filename, p.off)
+		}
+		text := where + ": " + p.msg
 		if seen[text] {
 			continue
 		}
 		seen[text] = true
-		ps = append(ps, problem{off, text})
-	}
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].off < ps[j].off })
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.text
+		out = append(out, text)
 	}
 	if len(out) == 0 {
 		out = []string{d.filename + ": bad configuration"}
@@ -147,6 +166,11 @@ func oneLine(s string) string {
 type posMap struct {
 	src      []byte
 	inserted []int // offsets in the parsed text of inserted bytes, ascending
+	lines    []int // offsets in src where lines start, built on first use
+
+	// the last position formatted, so that positions asked for in file order (a block per job) cost the
+	// distance from the previous one, not from the start of the line
+	lastOff, lastCol int
 }
 
 func (m *posMap) orig(b int) int {
@@ -157,14 +181,26 @@ func (m *posMap) orig(b int) int {
 
 // at formats "file:line:col" for an offset of the original source; columns count characters from 1.
 func (m *posMap) at(filename string, off int) string {
-	line, start := 1, 0
-	for i := 0; i < off; i++ {
-		if m.src[i] == '\n' {
-			line++
-			start = i + 1
+	if m.lines == nil {
+		m.lines = append(m.lines, 0)
+		for i, c := range m.src {
+			if c == '\n' {
+				m.lines = append(m.lines, i+1)
+			}
 		}
+		m.lastOff = -1
 	}
-	return fmt.Sprintf("%s:%d:%d", filename, line, utf8.RuneCount(m.src[start:off])+1)
+	off = min(max(off, 0), len(m.src))
+	line := sort.Search(len(m.lines), func(i int) bool { return m.lines[i] > off }) // 1-based line of off
+	start := m.lines[line-1]
+	var col int
+	if m.lastOff >= start && m.lastOff <= off {
+		col = m.lastCol + utf8.RuneCount(m.src[m.lastOff:off])
+	} else {
+		col = utf8.RuneCount(m.src[start:off]) + 1
+	}
+	m.lastOff, m.lastCol = off, col
+	return fmt.Sprintf("%s:%d:%d", filename, line, col)
 }
 
 // rangeAt formats the start of a range of the parsed text.
