@@ -203,6 +203,8 @@ type startOpts struct {
 	output Output
 	log    hclog.Logger
 	mu     *sync.Mutex // serialises process-wide umask/rlimit changes around fork
+	// onExit, if set, is called once from the reaper's goroutine after Done is closed; it must not block.
+	onExit func(*Process)
 }
 
 // start starts spec under the reaper. Process-wide attributes the child must inherit (umask, rlimits) are set
@@ -273,7 +275,17 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)
 	}
-	pid, exitc, err := opts.reaper.Start(cmd)
+	p := &Process{spec: spec, started: time.Now(), done: make(chan struct{}), drained: make(chan struct{})}
+	pid, err := opts.reaper.Start(cmd, func(e Exit) {
+		p.mu.Lock()
+		p.exited = true
+		p.exit = e
+		p.mu.Unlock()
+		close(p.done)
+		if opts.onExit != nil {
+			opts.onExit(p)
+		}
+	})
 	restore()
 	opts.mu.Unlock()
 	closeAll() // the child holds its own copies of the write ends
@@ -289,8 +301,8 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 		}
 		return nil, &StartError{Name: spec.Name, Path: path, Err: errors.Unwrap(err), Code: code}
 	}
-	p := &Process{spec: spec, pid: pid, started: time.Now(), done: make(chan struct{}), drained: make(chan struct{}),
-		log: opts.log.With("job", spec.Name, "pid", pid)}
+	p.pid = pid // the exit callback never reads it; everything else runs after start returns
+	p.log = opts.log.With("job", spec.Name, "pid", pid)
 	for i, r := range readers {
 		if r == nil {
 			continue
@@ -307,14 +319,6 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 		}()
 	}
 	go func() { p.streams.Wait(); close(p.drained) }()
-	go func() {
-		e := <-exitc
-		p.mu.Lock()
-		p.exited = true
-		p.exit = e
-		p.mu.Unlock()
-		close(p.done)
-	}()
 	return p, nil
 }
 

@@ -8,18 +8,10 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
-
-// Exit is how a process ended.
-type Exit struct {
-	Pid    int
-	Code   int            // exit status, or 128+signal when killed (SPEC §2)
-	Signal syscall.Signal // the killing signal, 0 when the process exited
-}
 
 func exitFromStatus(pid int, ws unix.WaitStatus) Exit {
 	switch {
@@ -38,7 +30,8 @@ type Reaper struct {
 	log       hclog.Logger
 	inherited inherited  // the signal state berth started with, given to every child
 	mu        sync.Mutex // held across fork+register and across each wait4 sweep
-	waiters   map[int]chan Exit
+	waiters   map[int]func(Exit)
+	swept     chan struct{} // closed (and replaced) by every sweep that reaped something
 	orphans   atomic.Uint64
 	sigc      chan os.Signal
 	stop      chan struct{}
@@ -46,18 +39,27 @@ type Reaper struct {
 	once      sync.Once
 }
 
+// reaperLive makes a second Reaper in one process an error: two wait4(-1) loops would steal each other's
+// exit statuses (go-reaper #2/#11). Process-wide by nature, like wait4 itself.
+var reaperLive atomic.Bool
+
 // NewReaper makes berth a child subreaper when it is not PID 1 and starts the reaping goroutine. Close stops it;
 // it must outlive every process berth starts, so cmd/berth starts it first and closes it last.
 func NewReaper(log hclog.Logger) (*Reaper, error) {
+	if !reaperLive.CompareAndSwap(false, true) {
+		return nil, errors.New("supervisor: a Reaper is already running in this process (one wait4 owner)")
+	}
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			reaperLive.Store(false)
 			return nil, &os.SyscallError{Syscall: "prctl(PR_SET_CHILD_SUBREAPER)", Err: err}
 		}
 	}
 	r := &Reaper{
 		log:       log,
 		inherited: startSignalState(),
-		waiters:   make(map[int]chan Exit),
+		waiters:   make(map[int]func(Exit)),
+		swept:     make(chan struct{}),
 		sigc:      make(chan os.Signal, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -81,10 +83,17 @@ func (r *Reaper) loop() {
 	}
 }
 
-// sweep collects every exited child. It reports whether berth has no children left at all.
+// sweep collects every exited child and hands each exit of a process berth started to its callback, after
+// releasing the lock (a callback may take its time; the next sweep must not wait for it). It reports whether
+// berth has no children left at all.
 func (r *Reaper) sweep() (none bool) {
+	type delivery struct {
+		f func(Exit)
+		e Exit
+	}
+	var out []delivery
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	reaped := false
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -92,22 +101,41 @@ func (r *Reaper) sweep() (none bool) {
 			continue
 		}
 		if errors.Is(err, unix.ECHILD) {
-			return true
+			none = true
+			break
 		}
 		if err != nil || pid <= 0 {
-			return false
+			break
 		}
 		if ws.Stopped() || ws.Continued() {
 			continue
 		}
-		if ch, ok := r.waiters[pid]; ok {
+		reaped = true
+		if f, ok := r.waiters[pid]; ok {
 			delete(r.waiters, pid)
-			ch <- exitFromStatus(pid, ws) // buffered 1: never blocks under the lock
+			out = append(out, delivery{f, exitFromStatus(pid, ws)})
 			continue
 		}
 		r.orphans.Add(1)
 		r.log.Trace("reaped orphan", "pid", pid)
 	}
+	if reaped {
+		close(r.swept)
+		r.swept = make(chan struct{})
+	}
+	r.mu.Unlock()
+	for _, d := range out {
+		d.f(d.e)
+	}
+	return none
+}
+
+// Swept returns a channel closed by the next sweep that reaps a process: what the shutdown waits on instead
+// of polling for leftovers to go. Take it before checking NoChildren, so no exit falls in between.
+func (r *Reaper) Swept() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.swept
 }
 
 // NoChildren sweeps once and reports whether berth has no child processes left.
@@ -116,25 +144,22 @@ func (r *Reaper) NoChildren() bool { return r.sweep() }
 // Orphans is the number of processes reaped that berth did not start itself.
 func (r *Reaper) Orphans() uint64 { return r.orphans.Load() }
 
-// Start starts cmd and returns its pid and a channel that receives its Exit exactly once. Never call cmd.Wait:
-// the reaper has the status. cmd.Process is released (its pidfd closed) once the exit is delivered, so
-// callers use the returned pid, not cmd.Process.
-func (r *Reaper) Start(cmd *exec.Cmd) (int, <-chan Exit, error) {
+// Start starts cmd and registers onExit, which the reaper calls exactly once, from its own goroutine, with the
+// process's exit: one hop from wait4 to whoever started it. Never call cmd.Wait: the reaper has the status.
+// cmd.Process is released (its pidfd closed) before onExit runs, so callers use the returned pid.
+func (r *Reaper) Start(cmd *exec.Cmd, onExit func(Exit)) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.startWithMask(cmd); err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	pid := cmd.Process.Pid
-	in := make(chan Exit, 1)
-	r.waiters[pid] = in
-	out := make(chan Exit, 1)
-	go func() {
-		e := <-in
-		_ = cmd.Process.Release()
-		out <- e
-	}()
-	return pid, out, nil
+	proc := cmd.Process
+	r.waiters[pid] = func(e Exit) {
+		_ = proc.Release()
+		onExit(e)
+	}
+	return pid, nil
 }
 
 // startWithMask starts cmd from a thread whose signal mask is the one berth was started with: the runtime
@@ -157,6 +182,10 @@ func (r *Reaper) startWithMask(cmd *exec.Cmd) error {
 
 // Close stops the reaping goroutine after a last sweep.
 func (r *Reaper) Close() {
-	r.once.Do(func() { close(r.stop) })
+	r.once.Do(func() {
+		close(r.stop)
+		<-r.done
+		reaperLive.Store(false)
+	})
 	<-r.done
 }

@@ -16,19 +16,11 @@ type Rlimit struct {
 	Hard     uint64
 }
 
-var rlimitNames = map[string]int{
-	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU, "data": unix.RLIMIT_DATA,
-	"fsize": unix.RLIMIT_FSIZE, "locks": unix.RLIMIT_LOCKS, "memlock": unix.RLIMIT_MEMLOCK,
-	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "nofile": unix.RLIMIT_NOFILE,
-	"nproc": unix.RLIMIT_NPROC, "rss": unix.RLIMIT_RSS, "rtprio": unix.RLIMIT_RTPRIO,
-	"rttime": unix.RLIMIT_RTTIME, "sigpending": unix.RLIMIT_SIGPENDING, "stack": unix.RLIMIT_STACK,
-}
-
 // ParseRlimit parses a limit name ("nofile", "RLIMIT_NOFILE") and a value: "65536" (soft = hard),
 // "1024:65536" (soft:hard) or "unlimited".
 func ParseRlimit(name, value string) (Rlimit, error) {
 	key := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(name)), "rlimit_")
-	res, ok := rlimitNames[key]
+	res, ok := rlimitNames()[key]
 	if !ok {
 		return Rlimit{}, fmt.Errorf("unknown rlimit %q", name)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/berth-dev/berth/tests/harness"
 )
 
-// podman runs real OCI containers here (../shared/CONTAINERS.md): the ENTRYPOINT contract of the example
+// podman runs real OCI containers here (README, Development): the ENTRYPOINT contract of the example
 // Dockerfile is what a Docker/ECS user sees — exit code, logs, docker stop → graceful exit.
 func podman(t *testing.T, args ...string) (string, int) {
 	t.Helper()

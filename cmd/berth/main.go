@@ -1,5 +1,5 @@
 // Command berth is a PID-1 entrypoint supervisor and sidecar agent for containers. See README.md and
-// ../shared/SPEC.md; everything here only assembles the packages and wires their actors.
+// config/doc.go; everything here only assembles the packages and wires their actors.
 package main
 
 import (

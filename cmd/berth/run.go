@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/oklog/run"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/control"
@@ -100,12 +99,12 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 	}
 
 	// output
-	logsFormat, prefix := "raw", false
+	logsFormat, prefix, maxLine := "raw", false, 0
 	if file != nil {
-		logsFormat, prefix = file.Logs.Format, file.Logs.Prefix
+		logsFormat, prefix, maxLine = file.Logs.Format, file.Logs.Prefix, file.Logs.MaxLine
 	}
 	if b.streamer, err = telemetry.NewStreamer(telemetry.StreamConfig{Format: logsFormat, Prefix: prefix, Redact: o.redact,
-		Stdout: stdio.Out, Stderr: stdio.Err}, b.log.Named("output")); err != nil {
+		Stdout: stdio.Out, Stderr: stdio.Err, MaxLine: maxLine}, b.log.Named("output")); err != nil {
 		return nil, exitConfig, err
 	}
 
@@ -452,18 +451,6 @@ func (b *berth) apply(action string) {
 func (b *berth) execCheck(ctx context.Context, argv []string) (int, []byte, error) {
 	spec := supervisor.Spec{Name: "check", Argv: argv, Env: os.Environ(), Umask: -1}
 	return b.sup.Exec(ctx, spec, &bytes.Buffer{})
-}
-
-// hasControllingTTY reports whether f is a terminal that is berth's controlling terminal (docker run -it).
-func hasControllingTTY(f *os.File) bool {
-	if f == nil {
-		return false
-	}
-	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
-		return false
-	}
-	_, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
-	return err == nil
 }
 
 type codedError struct {

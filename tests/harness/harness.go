@@ -170,7 +170,7 @@ func Start(t testing.TB, env []string, argv ...string) *Process {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = lockedBuffer{&p.mu, p.Log}
 	cmd.Stderr = lockedBuffer{&p.mu, p.Log}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = componentAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("harness: start %s: %v", argv[0], err)
 	}
@@ -309,11 +309,11 @@ func Context(t testing.TB) context.Context {
 	return ctx
 }
 
-// ServeECSMetadata serves the recorded task-metadata v4 documents of ../shared/fixtures/ecs-metadata-v4 and
+// ServeECSMetadata serves the recorded task-metadata v4 documents of testdata/ecs-metadata-v4 and
 // returns the value to put in ECS_CONTAINER_METADATA_URI_V4.
 func ServeECSMetadata(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(RepoRoot(t), "..", "shared", "fixtures", "ecs-metadata-v4")
+	dir := filepath.Join(RepoRoot(t), "testdata", "ecs-metadata-v4")
 	if _, err := os.Stat(filepath.Join(dir, "task.json")); err != nil {
 		t.Fatalf("harness: ECS fixtures missing: %v", err)
 	}

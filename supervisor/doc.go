@@ -1,0 +1,27 @@
+// Package supervisor is berth's PID-1 core: the one owner of wait4, the processes berth starts, signals,
+// the jobs graph, restarts, hooks and the shutdown sequence.
+//
+// Where things live:
+//
+//	reap_linux.go     Reaper: the single wait4 loop; Start registers a pid under the sweep's lock, so an exit
+//	                  status is never lost to the orphan reaper (containerd's sys/reaper design)
+//	process.go        Process: one process in its own group; Stop (stop signal, timeout, SIGKILL of the group)
+//	loop.go           Supervisor.Run: the loop that makes every decision and waits only on signals and its
+//	                  mailbox; hooks, stops for restarts and timers run beside it and report back as events
+//	jobs.go           JobSpec, unit states, `after` readiness, restart back-off, hooks
+//	shutdown.go       the shutdown sequence of the README (drain, drain_delay, pre_stop, stop signals in
+//	                  reverse start order, leftovers, post_stop, output flush)
+//	api.go            what other actors call: Status, Restart, SignalJob, UpdateJobs (reload), SetEnv,
+//	                  PutEnv, Exec (hooks and exec checks run through the one reaper)
+//	signals.go        the forwarded set, parsing of names, numbers and SIGRTMIN+n, rewrites
+//	inherit_linux*.go the entry point berth_rt0 that records the inherited signal mask and dispositions,
+//	                  and the handlers for the signals os/signal cannot deliver
+//	user.go, rlimit.go  -user and rlimits
+//
+// Knobs (set by cmd/berth from flags, BERTH_* and the config file): Config.KillGrace (kill_grace, 3s),
+// Config.DrainDelay (drain_delay, 0s), Config.DrainTimeout (10s), Config.SignalRewrite (signal_rewrite),
+// Spec.StopSignal and Spec.StopTimeout (stop_signal, stop_timeout: SIGTERM, 10s), JobSpec (job blocks).
+//
+// Package-level state: the signal state berth_rt0 records before the runtime starts, and a guard that makes a
+// second Reaper in one process an error. Both are process-wide by nature (dispositions, wait4).
+package supervisor

@@ -1,0 +1,101 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/tests/harness"
+)
+
+// TestSigtermDuringPreStartHook: the loop never waits on a hook. A SIGTERM while the main command's 10-minute
+// pre_start hook runs ends berth at once with 143, the hook's process killed and the main command never run.
+func TestSigtermDuringPreStartHook(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	hookPid := filepath.Join(dir, "hook.pid")
+	mainLog := filepath.Join(dir, "main")
+	cfg := writeFile(t, dir, "hook.hcl", `
+main {
+  command   = `+hclList(app, "-log", mainLog)+`
+  pre_start {
+    command = ["sh", "-c", "echo $$ > `+hookPid+`; exec sleep 600"]
+    timeout = "10m"
+  }
+}
+`)
+	// not PID 1: a PID namespace would take the hook down with berth and hide whether berth killed it
+	b := harness.RunBerth(t, harness.BerthOpts{Args: []string{"run", "-control-socket", "off", "-config", cfg}})
+	pid := atoiFile(t, harness.WaitFile(t, hookPid, "\n", 20*time.Second))
+	start := time.Now()
+	b.Signal(syscall.SIGTERM)
+	if have := b.Wait(20 * time.Second); have != 143 {
+		t.Fatalf("want 143 (SIGTERM before the main command started), have %d\n%s", have, b.Stderr.String())
+	}
+	took := time.Since(start)
+	if took > 5*time.Second {
+		t.Fatalf("SIGTERM during a pre_start hook took %s to end berth", took)
+	}
+	if syscall.Kill(pid, 0) == nil {
+		t.Fatalf("the pre_start hook (pid %d) outlived berth", pid)
+	}
+	if _, err := os.Stat(mainLog); err == nil {
+		t.Fatal("the main command ran although berth was stopped during its pre_start hook")
+	}
+	harness.RecordFault(t, harness.Fault{Name: "SIGTERM during a 10-minute pre_start hook",
+		Expected: "shutdown at once, hook killed, main never started, exit 143",
+		Observed: "exit 143, hook killed, main not run", Figure: "SIGTERM → exit " + took.Round(time.Millisecond).String()})
+}
+
+// TestSigtermDuringReloadStop: a reload stops a changed job that ignores its stop signal (stop_timeout 8s).
+// The stop runs beside the loop, so a SIGTERM meanwhile reaches the main command at once instead of after
+// the job's stop_timeout.
+func TestSigtermDuringReloadStop(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	mainLog := filepath.Join(dir, "main")
+	jobLog := filepath.Join(dir, "job")
+	conf := func(v string) string {
+		return `
+main { command = ` + hclList(app, "-log", mainLog, "-exit-on", "TERM:7") + ` }
+job "stubborn" {
+  type         = "service"
+  command      = ` + hclList(app, "-log", jobLog, "-trap", "TERM", "-say", v) + `
+  stop_timeout = "8s"
+}
+`
+	}
+	cfg := writeFile(t, dir, "reload.hcl", conf("v1"))
+	b, sock := runConfig(t, cfg)
+	harness.WaitFile(t, mainLog, "ready", 20*time.Second)
+	harness.WaitFile(t, jobLog, "ready", 20*time.Second)
+	writeFile(t, dir, "reload.hcl", conf("v2"))
+	if code, out, errOut := ctl(t, sock, "reload"); code != 0 {
+		t.Fatalf("ctl reload: %d %s %s", code, out, errOut)
+	}
+	// the job is now being stopped and ignores it; wait until its stop is under way
+	harness.WaitFile(t, jobLog, "signal TERM", 10*time.Second)
+	start := time.Now()
+	b.Signal(syscall.SIGTERM)
+	harness.WaitFile(t, mainLog, "signal TERM", 5*time.Second)
+	took := time.Since(start)
+	if have := b.Wait(30 * time.Second); have != 7 {
+		t.Fatalf("want the main command's 7, have %d\n%s", have, b.Stderr.String())
+	}
+	harness.RecordFault(t, harness.Fault{Name: "SIGTERM while a reload stops a job that ignores SIGTERM (stop_timeout 8s)",
+		Expected: "the main command gets its stop signal at once, not after the job's stop_timeout",
+		Observed: "main signalled, berth exited with main's code 7", Figure: "SIGTERM → main signalled " + took.Round(time.Millisecond).String()})
+}
+
+func atoiFile(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		t.Fatalf("not a pid: %q", s)
+	}
+	return n
+}
