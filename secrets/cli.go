@@ -20,7 +20,7 @@ import (
 const (
 	ExitUsage     = 64 // bad flags
 	ExitNoInput   = 66 // -in cannot be read
-	ExitCantWrite = 73 // -out cannot be written
+	ExitCantWrite = ExitCantCreate // -out cannot be written
 )
 
 // contextFlag collects repeated -context k=v.

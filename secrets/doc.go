@@ -69,6 +69,11 @@
 //     and the message says "KMS cannot decrypt with this key and encryption context".
 //   - Malformed — a bad reference or block, ValidationException / InvalidParameterException from a service,
 //     an unreadable kms_file, a corrupt envelope or dotenv file — 78.
+//   - Local write failure — a file destination that cannot be written: its directory cannot be created (a
+//     path under a regular file, a read-only file system), the temporary file cannot be created, written,
+//     chmod'ed, chowned or synced, or the rename fails (the destination is a directory) — 73 (EX_CANTCREAT),
+//     not 69: the source answered, this host refused. No file is left half written, and nothing starts. A
+//     failure on refresh keeps the current file and logs a warning. `berth secrets -out` uses 73 too.
 //
 // # Refresh
 //

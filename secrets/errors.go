@@ -16,6 +16,7 @@ const (
 	ExitUnavailable  = 69 // dependency unavailable after retries, or a secret/parameter/key that does not exist
 	ExitAccessDenied = 77 // access denied to a secret or KMS key (includes KMS InvalidCiphertextException)
 	ExitConfig       = 78 // malformed reference or secret block
+	ExitCantCreate   = 73 // a secret file cannot be written here (EX_CANTCREAT): a local failure, not the source's
 )
 
 // Error is a secrets failure. Its message names the variable or block and the reference, never a value.
@@ -24,7 +25,7 @@ type Error struct {
 	Var string
 	// Ref is the reference as it may be shown (Ref.String()), or "" when not applicable.
 	Ref string
-	// Code is the berth exit code (ExitUnavailable, ExitAccessDenied, ExitConfig).
+	// Code is the berth exit code (ExitUnavailable, ExitAccessDenied, ExitConfig, ExitCantCreate).
 	Code int
 	// Err is the cause; its text never contains a secret value.
 	Err error

@@ -61,6 +61,15 @@ func stageFile(path string, data []byte, mode os.FileMode, uid, gid int) (staged
 	return sf, nil
 }
 
+// check reports a destination that a rename cannot replace (a directory), so that a batch of files can fail
+// before the first of them is committed.
+func (s *stagedFile) check() error {
+	if fi, err := os.Lstat(s.path); err == nil && fi.IsDir() {
+		return fmt.Errorf("file %s: is a directory", s.path)
+	}
+	return nil
+}
+
 // commit renames the temporary file over the destination and syncs the directory.
 func (s *stagedFile) commit() error {
 	if err := os.Rename(s.tmp, s.path); err != nil {

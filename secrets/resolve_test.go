@@ -257,6 +257,33 @@ func TestResolveBlocks(t *testing.T) {
 			t.Errorf("want no file written on failure, have %v", err)
 		}
 	})
+
+	// The source answered; this host cannot hold the file: 73 (EX_CANTCREAT), never 69, and nothing written.
+	t.Run("local write failure is 73", func(t *testing.T) {
+		notDir := filepath.Join(dir, "plain-file")
+		if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		isDir := filepath.Join(dir, "a-directory")
+		if err := os.MkdirAll(filepath.Join(isDir, "inside"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range []string{filepath.Join(notDir, "sub", "token"), isDir} {
+			other := filepath.Join(dir, "other-"+filepath.Base(target))
+			r := mustNew(t, Config{Blocks: []Block{
+				{Name: "ok", SSM: "/single/param", File: other, UID: -1, GID: -1},
+				{Name: "f", SSM: "/single/param", File: target, UID: -1, GID: -1},
+			}}, nil)
+			_, err := r.Resolve(ctx, nil)
+			t.Logf("message: %v", err)
+			if exitCode(err) != ExitCantCreate || !strings.Contains(err.Error(), `secret "f"`) || strings.Contains(err.Error(), "single-param-value") {
+				t.Fatalf("%s: want 73 naming the block, have %d: %v", target, exitCode(err), err)
+			}
+			if _, err := os.Stat(other); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the other block's file was committed: %v", err)
+			}
+		}
+	})
 }
 
 func TestKMSFileAndCLI(t *testing.T) {

@@ -290,7 +290,7 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 		if b.File != "" {
 			sf, err := stageFile(b.File, u.item.raw, b.Mode, b.UID, b.GID)
 			if err != nil {
-				return nil, &Error{Var: b.label(), Code: ExitUnavailable, Err: err}
+				return nil, &Error{Var: b.label(), Code: ExitCantCreate, Err: err}
 			}
 			sf.label = b.label()
 			files = append(files, sf)
@@ -299,8 +299,13 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 		out.Refs = append(out.Refs, RefStatus{Block: b.Name, Ref: u.display, Version: u.item.version, Fetched: now})
 	}
 	for i := range files {
+		if err := files[i].check(); err != nil {
+			return nil, &Error{Var: files[i].label, Code: ExitCantCreate, Err: err}
+		}
+	}
+	for i := range files {
 		if err := files[i].commit(); err != nil {
-			return nil, &Error{Var: files[i].label, Code: ExitUnavailable, Err: err}
+			return nil, &Error{Var: files[i].label, Code: ExitCantCreate, Err: err}
 		}
 		out.Files = append(out.Files, files[i].path)
 	}

@@ -188,8 +188,9 @@ func TestHooksRunInOrderAndTimeOut(t *testing.T) {
 func TestStopInReverseStartOrder(t *testing.T) {
 	dir := t.TempDir()
 	log := dir + "/stops"
+	ready := dir + "/ready"
 	svc := func(name string) Spec {
-		return sh(name, "trap 'echo "+name+" >> "+log+"; exit 0' TERM; while :; do sleep 0.05; done")
+		return sh(name, "trap 'echo "+name+" >> "+log+"; exit 0' TERM; echo "+name+" >> "+ready+"; while :; do sleep 0.05; done")
 	}
 	main := svc("main")
 	_, sigc, wait := runSup(t, Config{
@@ -199,7 +200,7 @@ func TestStopInReverseStartOrder(t *testing.T) {
 			{Spec: svc("b"), Type: Service, Restart: RestartAlways, After: []string{"a"}},
 		},
 	})
-	time.Sleep(1500 * time.Millisecond)
+	eventually(t, 10*time.Second, func() bool { return len(readLines(t, ready)) == 3 }) // every trap is set
 	sigc <- syscall.SIGTERM
 	if err := wait(); err != nil {
 		t.Fatal(err)
@@ -242,6 +243,7 @@ func TestRestartAndUpdateJobs(t *testing.T) {
 		return nil
 	}
 	waitLines(2)
+	otherPid := s.Pids()["other"]
 	changed := job
 	changed.Argv = []string{"sh", "-c", "echo v2 >> " + dir + "/log; sleep 60"}
 	if err := s.UpdateJobs(context.Background(), []JobSpec{changed}, nil); err != nil {
@@ -251,9 +253,9 @@ func TestRestartAndUpdateJobs(t *testing.T) {
 	if lines[2] != "v2" {
 		t.Fatalf("want v2 started, have %v", lines)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if l := readLines(t, dir+"/log"); len(l) != 3 {
-		t.Fatalf("only the changed job restarts: %v", l)
+	// UpdateJobs acted on the loop before it returned: a restart of "other" would already show in its pid
+	if have := s.Pids()["other"]; have != otherPid || len(readLines(t, dir+"/log")) != 3 {
+		t.Fatalf("only the changed job restarts: other pid %d → %d, log %v", otherPid, have, readLines(t, dir+"/log"))
 	}
 	sigc <- syscall.SIGTERM
 	_ = wait()

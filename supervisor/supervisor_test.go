@@ -187,6 +187,16 @@ func FuzzParseSignal(f *testing.F) {
 	})
 }
 
+// eventually waits for cond, checking it every 10ms, and fails the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+	}
+}
+
 func waitFor(t *testing.T, path string) {
 	t.Helper()
 	for i := 0; i < 1000; i++ {

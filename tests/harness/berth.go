@@ -142,15 +142,33 @@ func (b *BerthRun) Done() <-chan struct{} { return b.done }
 // WaitFile waits until path contains substr and returns the content.
 func WaitFile(t testing.TB, path, substr string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		data, _ := os.ReadFile(path)
-		if strings.Contains(string(data), substr) {
-			return string(data)
+	var data []byte
+	if !Within(timeout, func() bool {
+		data, _ = os.ReadFile(path)
+		return strings.Contains(string(data), substr)
+	}) {
+		t.Fatalf("%s did not contain %q within %s; it has:\n%s", path, substr, timeout, data)
+	}
+	return string(data)
+}
+
+// Within reports whether cond became true within timeout, checking it every 10 ms: what tests wait on
+// instead of sleeping and hoping.
+func Within(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not contain %q within %s; it has:\n%s", path, substr, timeout, data)
+			return false
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Eventually fails the test unless cond becomes true within timeout; what names the condition.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Within(timeout, cond) {
+		t.Fatalf("%s: not within %s", what, timeout)
 	}
 }
