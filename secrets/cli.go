@@ -18,8 +18,8 @@ import (
 
 // Exit codes of RunCLI besides those of Error.
 const (
-	ExitUsage     = 64 // bad flags
-	ExitNoInput   = 66 // -in cannot be read
+	ExitUsage     = 64             // bad flags
+	ExitNoInput   = 66             // -in cannot be read
 	ExitCantWrite = ExitCantCreate // -out cannot be written
 )
 
