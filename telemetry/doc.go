@@ -12,8 +12,13 @@
 // Each supervised process gets pipes for stdout and stderr; Streamer.Stream copies each pipe to berth's own
 // stdout or stderr:
 //
-//   - line by line with no line-length limit: a line is held until its newline arrives, whatever its
-//     length (the buffer grows, and shrinks back to 64 KiB afterwards), so a 10 MiB line passes whole;
+//   - line by line, nothing dropped or truncated: a line is held until its newline arrives, up to
+//     logs.max_line bytes (StreamConfig.MaxLine, default 1 MiB). At that point the head of the line is
+//     written and only a tail one byte shorter than the longest redaction value is kept, so memory stays
+//     bounded for a process that never writes a newline, and a value that straddles the cut is still
+//     redacted (its part in the tail is dropped too, no mark written twice). In raw mode the output stays
+//     byte-identical (no newline is added at the cut); with prefix or json each piece becomes a line or
+//     object of its own, cut at a UTF-8 boundary. The buffer shrinks back to 64 KiB after a long line;
 //   - the final line without a newline is written at EOF, nothing is dropped when the process exits;
 //   - lines of one stream keep their order; lines of different processes going to the same sink never
 //     interleave inside a line (one lock per sink, held for a whole block of complete lines);
@@ -24,13 +29,13 @@
 // {"time":RFC3339Nano UTC,"job":...,"stream":"stdout"|"stderr","message":...} object per line, valid JSON
 // for any bytes: control bytes escaped, invalid UTF-8 → U+FFFD); logs.prefix = true writes "JOB | " before
 // each line in raw mode; redact (default true) replaces each value given to SetRedactions of 6 bytes or more
-// with "[REDACTED]". Redaction works on complete lines, so a value split across two read()s of one line is
-// still caught; a multi-line value (a PEM key) is redacted line by line. In raw mode the final partial line is
+// with "[REDACTED]". Redaction works on complete lines (and on pieces of max_line bytes plus the tail), so a
+// value split across two read()s of one line is still caught; a multi-line value (a PEM key) is redacted line
+// by line. In raw mode the final partial line is
 // written as is (byte-identical output); with prefix or json it is terminated by a newline.
 //
 // The caveat of line buffering: a partial line (a prompt, a progress bar drawn with \r) appears only when its
-// newline arrives or the process exits, and a process that writes an endless line without a newline grows
-// its buffer. When Passthrough reports true (raw, no prefix, no redaction values) the supervisor hands
+// newline arrives, the line reaches max_line, or the process exits. When Passthrough reports true (raw, no prefix, no redaction values) the supervisor hands
 // berth's own file descriptors to the child instead, which also is the TTY case.
 //
 // # Metrics (SPEC §6)

@@ -27,7 +27,8 @@ type pattern struct {
 // matcher holds the values to redact. It is immutable once built and shared by all streams; each stream
 // keeps its own plan of how to search for them.
 type matcher struct {
-	pats []pattern
+	pats   []pattern
+	maxLen int // length of the longest value: a stream cutting a long line keeps maxLen-1 bytes
 }
 
 // newMatcher builds a matcher for values, or returns nil when nothing is long enough to redact. Values are
@@ -48,6 +49,7 @@ func newMatcher(values []string) *matcher {
 				p.has[piece[i]>>6] |= 1 << (piece[i] & 63)
 			}
 			m.pats = append(m.pats, p)
+			m.maxLen = max(m.maxLen, len(piece))
 		}
 	}
 	if len(m.pats) == 0 {
@@ -167,43 +169,63 @@ type interval struct{ lo, hi int }
 // without copying; otherwise the result lives in st.red. Overlapping matches merge into one mark, so no byte
 // of any value survives.
 func (st *streamState) redact(m *matcher, block []byte) []byte {
-	st.observe(m, block)
+	out, _ := st.redactHead(m, block, len(block))
+	return out
+}
+
+// redactHead is redact for block[:end] with the matches found in all of block (m may be nil): a match that
+// crosses end is redacted up to end, and covered is how many bytes of it lie beyond end. The first
+// st.covered bytes of block are the rest of a value redacted before (see streamState.covered): they are
+// dropped, and so is the mark of a match that overlaps them, which was written already.
+func (st *streamState) redactHead(m *matcher, block []byte, end int) (out []byte, covered int) {
 	iv := st.iv[:0]
-	for gi := range st.plan.groups {
-		g := &st.plan.groups[gi]
-		for pos := 0; pos < len(block); {
-			i := bytes.IndexByte(block[pos:], g.b)
-			if i < 0 {
-				break
-			}
-			a := pos + i
-			pos = a + 1
-			for _, p := range g.pats {
-				lo := a - p.at
-				hi := lo + len(p.val)
-				if lo >= 0 && hi <= len(block) && bytes.Equal(block[lo:hi], p.val) {
-					iv = append(iv, interval{lo, hi})
+	if st.covered > 0 {
+		iv = append(iv, interval{0, min(st.covered, len(block))})
+	}
+	if m != nil {
+		st.observe(m, block)
+		for gi := range st.plan.groups {
+			g := &st.plan.groups[gi]
+			for pos := 0; pos < len(block); {
+				i := bytes.IndexByte(block[pos:], g.b)
+				if i < 0 {
+					break
+				}
+				a := pos + i
+				pos = a + 1
+				for _, p := range g.pats {
+					lo := a - p.at
+					hi := lo + len(p.val)
+					if lo >= 0 && hi <= len(block) && bytes.Equal(block[lo:hi], p.val) {
+						iv = append(iv, interval{lo, hi})
+					}
 				}
 			}
 		}
 	}
 	st.iv = iv
 	if len(iv) == 0 {
-		return block
+		return block[:end], 0
 	}
 	slices.SortFunc(iv, func(x, y interval) int { return x.lo - y.lo })
-	out := st.red[:0]
+	out = st.red[:0]
 	last := 0 // end of the block already copied or covered
-	for k := 0; k < len(iv); {
+	for k := 0; k < len(iv) && iv[k].lo < end; {
 		lo, hi := iv[k].lo, iv[k].hi
 		for k++; k < len(iv) && iv[k].lo < hi; k++ {
 			hi = max(hi, iv[k].hi)
 		}
 		out = append(out, block[last:lo]...)
-		out = append(out, redactedMark...)
+		if lo > 0 || st.covered == 0 {
+			out = append(out, redactedMark...)
+		}
+		if hi > end {
+			covered = hi - end
+			hi = end
+		}
 		last = hi
 	}
-	out = append(out, block[last:]...)
+	out = append(out, block[last:end]...)
 	st.red = out
-	return out
+	return out, covered
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -25,6 +26,8 @@ const (
 	// MinRedactLen is the shortest value (in bytes) that is redacted: shorter values ("true", "8080") would
 	// destroy ordinary output.
 	MinRedactLen = 6
+	// DefaultMaxLine is StreamConfig.MaxLine when it is 0: the most bytes of one line held in memory.
+	DefaultMaxLine = 1 << 20
 )
 
 // StreamConfig configures how the output of supervised processes reaches berth's stdout and stderr.
@@ -43,6 +46,11 @@ type StreamConfig struct {
 	// Redact enables the replacement of the values given to SetRedactions with "[REDACTED]". The call site
 	// defaults it to true (SPEC §4 `redact = true`); with Redact false SetRedactions is a no-op.
 	Redact bool
+	// MaxLine bounds the bytes of one line that a stream holds while it waits for the newline (logs.max_line);
+	// 0 means DefaultMaxLine (1 MiB), negative is an error. When a line reaches it, its head is written and
+	// only a tail as long as the longest redaction value is kept, so a value straddling the cut is still
+	// redacted. In raw mode the output stays byte-identical; with prefix or json each piece is a line.
+	MaxLine int
 }
 
 // sink is one destination (berth's stdout or stderr). Its mutex is held for the whole write of a block of
@@ -55,12 +63,13 @@ type sink struct {
 
 // Streamer copies the output of supervised processes to berth's stdout/stderr, line by line.
 type Streamer struct {
-	log    hclog.Logger
-	json   bool
-	prefix bool
-	redact bool
-	stdout *sink
-	stderr *sink
+	log     hclog.Logger
+	json    bool
+	prefix  bool
+	redact  bool
+	maxLine int
+	stdout  *sink
+	stderr  *sink
 	// match is replaced as a whole by SetRedactions; each block of lines loads it once.
 	match atomic.Pointer[matcher]
 	pool  sync.Pool // *streamState, reused across restarts of crash-looping jobs
@@ -76,6 +85,9 @@ type streamState struct {
 	iv     []interval // redaction matches
 	plan   *plan      // this stream's search plan for the current redaction values
 	sample sampler    // byte statistics of this stream, for plan
+	// covered is how many bytes at the start of the carried partial line belong to a value that was
+	// redacted when the head of the line was written (a value straddling the cut): they are dropped.
+	covered int
 }
 
 func newStreamState() *streamState {
@@ -87,7 +99,13 @@ func NewStreamer(cfg StreamConfig, log hclog.Logger) (*Streamer, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Streamer{log: log, prefix: cfg.Prefix, redact: cfg.Redact}
+	s := &Streamer{log: log, prefix: cfg.Prefix, redact: cfg.Redact, maxLine: cfg.MaxLine}
+	switch {
+	case cfg.MaxLine < 0:
+		return nil, fmt.Errorf("logs max_line %d: want a positive number of bytes", cfg.MaxLine)
+	case cfg.MaxLine == 0:
+		s.maxLine = DefaultMaxLine
+	}
 	switch cfg.Format {
 	case "", "raw":
 	case "json":
@@ -143,9 +161,9 @@ func (s *Streamer) Passthrough() bool {
 // Stream copies r (the read end of a pipe of one supervised process) to the stdout or stderr sink until
 // EOF and returns then. stream is "stdout" or "stderr"; job is the job name ("main" for the main command).
 //
-// Output is written in whole lines; a line is held until its newline arrives, whatever its length, and a
-// final line without a newline is written at EOF (raw mode: as is; prefix and json mode: terminated by a
-// newline). If the sink fails, Stream keeps reading and discarding until EOF so that the process never
+// Output is written in whole lines; a line is held until its newline arrives, up to StreamConfig.MaxLine
+// bytes (then its head is written, see MaxLine), and a final line without a newline is written at EOF (raw
+// mode: as is; prefix and json mode: terminated by a newline). If the sink fails, Stream keeps reading and discarding until EOF so that the process never
 // blocks on a full pipe, and then returns the first write error. A read error other than EOF is returned
 // after flushing what was read.
 func (s *Streamer) Stream(job, stream string, r io.Reader) error {
@@ -170,6 +188,7 @@ func (s *Streamer) Stream(job, stream string, r io.Reader) error {
 			st.out = nil
 		}
 		st.in = st.in[:0]
+		st.covered = 0
 		st.plan = nil
 		st.sample = sampler{next: 1 << 10}
 		s.pool.Put(st)
@@ -187,12 +206,18 @@ func (s *Streamer) Stream(job, stream string, r io.Reader) error {
 	var werr error
 	for {
 		if len(buf) == cap(buf) {
-			// A line longer than the buffer: grow, never split it (no line-length limit).
+			// A line longer than the buffer: grow (up to about twice MaxLine, see below).
 			nb := make([]byte, len(buf), 2*cap(buf))
 			copy(nb, buf)
 			buf = nb
 		}
-		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		// Read no further than MaxLine (plus the redaction tail) into a partial line, so that a line is cut
+		// into pieces of at most MaxLine bytes.
+		end := cap(buf)
+		if limit := s.maxLine + s.tail(); limit > len(buf) && limit < end {
+			end = limit
+		}
+		n, rerr := r.Read(buf[len(buf):end])
 		buf = buf[:len(buf)+n]
 		if n > 0 {
 			if i := bytes.LastIndexByte(buf[scanned:], '\n'); i >= 0 {
@@ -204,6 +229,13 @@ func (s *Streamer) Stream(job, stream string, r io.Reader) error {
 					copy(nb, buf)
 					buf = nb
 				}
+			}
+			if len(buf) >= s.maxLine {
+				// The partial line reached MaxLine: write its head, keep a tail for redaction. The buffer
+				// keeps its size, the line goes on.
+				var cut int
+				cut, werr = s.emitHead(sk, st, job, stream, buf, werr)
+				buf = buf[:copy(buf, buf[cut:])]
 			}
 			scanned = len(buf)
 		}
@@ -227,15 +259,66 @@ func (s *Streamer) Stream(job, stream string, r io.Reader) error {
 	}
 }
 
+// tail is how many bytes of a cut line are kept: one fewer than the longest redaction value.
+func (s *Streamer) tail() int {
+	if m := s.match.Load(); m != nil {
+		return m.maxLen - 1
+	}
+	return 0
+}
+
+// emitHead writes the head of buf, a partial line of at least MaxLine bytes, and returns where it cut: the
+// tail kept is one byte shorter than the longest redaction value, so that a value of which only a prefix
+// has arrived is still found whole later; in prefix and json mode the cut is moved back to the start of a
+// UTF-8 sequence. A value found across the cut is redacted in the head, and its rest in the tail is marked
+// covered. cut is 0 when nothing can be written yet (a value longer than the line so far).
+func (s *Streamer) emitHead(sk *sink, st *streamState, job, stream string, buf []byte, werr error) (int, error) {
+	m := s.match.Load()
+	cut := len(buf)
+	if m != nil {
+		cut -= m.maxLen - 1
+	}
+	if (s.json || s.prefix) && cut > 0 {
+		// do not end the piece with an incomplete UTF-8 sequence
+		for i := cut - 1; i >= max(0, cut-utf8.UTFMax+1); i-- {
+			if utf8.RuneStart(buf[i]) {
+				if !utf8.FullRune(buf[i:cut]) {
+					cut = i
+				}
+				break
+			}
+		}
+	}
+	if cut <= 0 {
+		return 0, werr
+	}
+	if werr != nil {
+		return cut, werr
+	}
+	head := buf[:cut]
+	if m != nil || st.covered > 0 {
+		var covered int
+		head, covered = st.redactHead(m, buf, cut)
+		st.covered = covered
+	}
+	return cut, s.write(sk, st, job, stream, head)
+}
+
 // emit writes block (complete lines, or the final partial line when last) to sk after redaction and
 // framing. After a write error it discards, so that the caller keeps draining the pipe.
 func (s *Streamer) emit(sk *sink, st *streamState, job, stream string, block []byte, last bool, werr error) error {
 	if werr != nil {
 		return werr
 	}
-	if m := s.match.Load(); m != nil {
-		block = st.redact(m, block)
+	if m := s.match.Load(); m != nil || st.covered > 0 {
+		block, _ = st.redactHead(m, block, len(block))
+		st.covered = 0
 	}
+	return s.write(sk, st, job, stream, block)
+}
+
+// write frames block (prefix, json) and writes it to sk.
+func (s *Streamer) write(sk *sink, st *streamState, job, stream string, block []byte) error {
 	data := block
 	switch {
 	case s.json:
