@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go/logging"
 
-	"github.com/berth-dev/berth/discovery/ecsmeta"
+	"github.com/berth-dev/berth/ecsmeta"
 )
 
 // clients are the AWS service clients, created once, lazily, the first time a reference needs one.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/berth-dev/berth/discovery/ecsmeta"
+	"github.com/berth-dev/berth/ecsmeta"
 )
 
 // Exit codes of RunCLI besides those of Error.

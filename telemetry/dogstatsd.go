@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berth-dev/berth/discovery/ecsmeta"
+	"github.com/berth-dev/berth/ecsmeta"
 )
 
 // defaultDogStatsDPort is the agent's DogStatsD port when DD_DOGSTATSD_PORT is not set.

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/berth-dev/berth/discovery/ecsmeta"
+	"github.com/berth-dev/berth/ecsmeta"
 )
 
 // Metric names (SPEC §6). Prometheus uses the same names with '.' replaced by '_'.

@@ -18,7 +18,7 @@ import (
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/control"
 	"github.com/berth-dev/berth/discovery"
-	"github.com/berth-dev/berth/discovery/ecsmeta"
+	"github.com/berth-dev/berth/ecsmeta"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
 	"github.com/berth-dev/berth/telemetry"

@@ -10,10 +10,10 @@ import (
 func TestFetchFixture(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v4/abc", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, "../../testdata/ecs-metadata-v4/container.json")
+		http.ServeFile(w, r, "../testdata/ecs-metadata-v4/container.json")
 	})
 	mux.HandleFunc("/v4/abc/task", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, "../../testdata/ecs-metadata-v4/task.json")
+		http.ServeFile(w, r, "../testdata/ecs-metadata-v4/task.json")
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -48,10 +48,10 @@ func TestCacheFetchesOnce(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v4/abc", func(w http.ResponseWriter, r *http.Request) {
 		hits++
-		http.ServeFile(w, r, "../../testdata/ecs-metadata-v4/container.json")
+		http.ServeFile(w, r, "../testdata/ecs-metadata-v4/container.json")
 	})
 	mux.HandleFunc("/v4/abc/task", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, "../../testdata/ecs-metadata-v4/task.json")
+		http.ServeFile(w, r, "../testdata/ecs-metadata-v4/task.json")
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
