@@ -20,7 +20,8 @@
 // levels (`service "x" { check { exec = ["sh", "-c", "${env("CHECK")}"] } }` is seven), so the limits only stop
 // files that would crash the parser (HCL recurses once per level) or cost hundreds of MB to parse. A file
 // holds at most MaxBlocks (10,000) blocks of each labelled type: job, secret, service, peers. Loading is
-// linear in the size of the file.
+// linear in the size of the file; HCL holds every token of it at once, so a file of 10,000 jobs takes about
+// 0.4 s and 80 MB, and the worst file at the size limit (a token per byte) up to about 200 MB while it is read.
 //
 // Unknown keys and blocks are errors. Every problem is reported as one line "file:line:col: message";
 // Load and Parse return them all in an *Error (exit code 78), not only the first. A null value is the same as
@@ -116,7 +117,7 @@
 //	env        = "VAR"                        the whole value (not with ssm_path)
 //	env        = { DB_USER = "username" }     VAR = JSON key (dotenv key for s3, parameter name for ssm_path)
 //	env_prefix = "APP_"                       every key / parameter, prefixed
-//	file       = "/run/secrets/config.json"   absolute path, written atomically
+//	file       = "/run/secrets/config.json"   absolute path, written atomically (exit 73 if it cannot be)
 //	mode       = "0400"                       (file only; default "0400"; File.Mode is 0 without file)
 //	user       = "app"                        owner (file only; default: the main command's user)
 //
