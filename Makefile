@@ -5,7 +5,7 @@ VERSION ?= v0.1.0
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -E=berth_rt0 -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TOOLS   := .tools/bin
-APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time
+APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time gcc
 
 export CGO_ENABLED := 0
 export GOTOOLCHAIN := local
@@ -13,7 +13,7 @@ export GOTOOLCHAIN := local
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))' 2>/dev/null)
 export PATH := $(PATH):$(PYBIN):$(HOME)/.pyenv/shims
 
-.PHONY: all build deps tools test vet fmt-check bench faults demo clean image
+.PHONY: all build deps tools test vet fmt-check fuzz bench faults demo clean image
 
 all: build
 
@@ -53,6 +53,19 @@ vet:
 # moto_server, nats-server and PID namespaces.
 test: deps tools fmt-check vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 40m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target (func FuzzXxx in a *_test.go) for FUZZTIME each; `make test` runs it briefly. A failing
+# input is written to the package's testdata/fuzz/FuzzXxx/ and printed.
+FUZZTIME ?= 5s
+fuzz:
+	@for dir in $$(git ls-files --cached --others --exclude-standard '*_test.go' | xargs grep -l '^func Fuzz' | xargs -n1 dirname | sort -u); do \
+		for fn in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+			echo "fuzz $$fn (./$$dir, $(FUZZTIME))"; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$dir 2>&1) || \
+				{ echo "$$out" | tail -40; exit 1; }; \
+		done; \
+	done
 
 bench: deps tools build
 	bench/run.sh

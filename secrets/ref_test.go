@@ -126,11 +126,27 @@ func FuzzParseRef(f *testing.F) {
 		"secretsmanager:prod/db:password:AWSCURRENT:abc-123", "ssm:/a/b:3", "kms:AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 		"arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf:k::", "arn:aws:ssm:eu-west-1:123456789012:parameter/a/b",
 		"arn:aws:iam::1:role/x", "plain", "ssm:", "secretsmanager:arn:aws:secretsmanager:us-east-1:123456789012:secret:n",
+		"secretsmanager:a::::", "secretsmanager::k", "ssm:/a//b", "ssm:/a/b/", "ssm:a:b:c", "kms:!!!!", "kms:AAAA",
+		"arn:aws-cn:ssm:cn-north-1:123456789012:parameter/x", "arn:aws:secretsmanager:us-east-1:12345678901:secret:x",
+		"arn:aws:ssm:us-east-1:123456789012:parameter", "secretsmanager:x:k:AWSCURRENT:" + strings.Repeat("a", 70),
+		"kms:" + strings.Repeat("QUJD", 2000) + "=", "ssm:\x00", "secretsmanager:\n",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		ref, ok, err := ParseRef(s)
+		if err != nil {
+			msg := err.Error()
+			if msg == "" || strings.Contains(msg, "\n") {
+				t.Fatalf("ParseRef(%q): error is not one line: %q", s, msg)
+			}
+			if b64, isKMS := strings.CutPrefix(s, "kms:"); isKMS && len(b64) > 24 && strings.Contains(msg, b64) {
+				t.Fatalf("ParseRef(%q): the error repeats the ciphertext", s)
+			}
+		}
+		if ok && err == nil && ref.Kind == KindKMS && len(ref.String()) > 60 {
+			t.Fatalf("ParseRef(%q): String() is %d bytes; a ciphertext must be shortened", s, len(ref.String()))
+		}
 		prefixed := strings.HasPrefix(s, "secretsmanager:") || strings.HasPrefix(s, "ssm:") || strings.HasPrefix(s, "kms:")
 		if prefixed && !ok {
 			t.Fatalf("ParseRef(%q): a reference prefix must report ok", s)
@@ -158,6 +174,33 @@ func FuzzParseRef(f *testing.F) {
 		spans, err := findMarkers("a" + Marker(s) + "b")
 		if err != nil || len(spans) != 1 || spans[0].ref != s {
 			t.Fatalf("Marker(%q) does not round-trip: %v %v", s, spans, err)
+		}
+	})
+}
+
+// FuzzFindMarkers: whatever text surrounds them, the markers Marker builds are found in order with their
+// exact spans, and arbitrary text (a broken marker included) never panics.
+func FuzzFindMarkers(f *testing.F) {
+	f.Add("pre ", "ssm:/a", " mid ", "secretsmanager:b:k", " post")
+	f.Add("", "", "", "", "")
+	f.Add(markerOpen, "x", markerClose, markerOpen+"!!", "")
+	f.Fuzz(func(t *testing.T, a, r1, b, r2, c string) {
+		_, _ = findMarkers(a + b + c) // must not panic
+		if strings.Contains(a+b+c, markerOpen) || strings.Contains(a+b+c, markerClose) {
+			return // the text itself holds marker delimiters: only "no panic" is checked
+		}
+		v := a + Marker(r1) + b + Marker(r2) + c
+		spans, err := findMarkers(v)
+		if err != nil || len(spans) != 2 {
+			t.Fatalf("want two markers, have %v, %v", spans, err)
+		}
+		for i, want := range []string{r1, r2} {
+			if spans[i].ref != want || v[spans[i].start:spans[i].end] != Marker(want) {
+				t.Fatalf("marker %d: have %+v", i, spans[i])
+			}
+		}
+		if spans[0].start != len(a) || spans[1].end != len(v)-len(c) {
+			t.Fatalf("spans %+v in %q", spans, v)
 		}
 	})
 }
