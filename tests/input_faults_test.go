@@ -283,7 +283,6 @@ func TestFaultLongLine(t *testing.T) {
 				if out != want {
 					t.Fatalf("raw output differs: want %d bytes, have %d (first difference at %d)", len(want), len(out), firstDiffAt(out, want))
 				}
-				pieces = 1
 			case "json":
 				var msg strings.Builder
 				for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
@@ -304,7 +303,11 @@ func TestFaultLongLine(t *testing.T) {
 			if hwm > 64<<10 {
 				t.Fatalf("berth's peak RSS was %d MB for a %d MB line", hwm>>10, (before+after)>>20)
 			}
-			figures = append(figures, fmt.Sprintf("%s: VmHWM %d MB, %d MB passed in %s (%d pieces)", format, hwm>>10, len(want)>>20, inpMs(took), pieces))
+			fig := fmt.Sprintf("%s: VmHWM %d MB, %d MB passed in %s", format, hwm>>10, len(want)>>20, inpMs(took))
+			if format == "json" {
+				fig += fmt.Sprintf(" as %d objects", pieces)
+			}
+			figures = append(figures, fig)
 		})
 	}
 	if t.Failed() {
@@ -314,7 +317,7 @@ func TestFaultLongLine(t *testing.T) {
 		Name:     "a child writes 50 MB without a newline (redaction on)",
 		Expected: "berth's memory stays bounded (line buffer capped at logs.max_line, 1 MiB); nothing lost; a secret across the cap is still redacted",
 		Observed: "raw output byte-identical but for [REDACTED]; json: the line in valid objects of ≤ 1 MiB; the secret crossing the first 1 MiB cut redacted, no part of it in the output",
-		Figure:   strings.Join(figures, "; ") + " (the whole line was held before: ~190 MB for 50 MB)",
+		Figure:   strings.Join(figures, "; ") + " (before the cap berth held the whole line: 143 MB peak for 50 MB raw with redaction, 186 MB with prefix)",
 	})
 }
 
