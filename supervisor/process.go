@@ -225,6 +225,9 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 		return nil, err
 	}
 	cmd := &exec.Cmd{Path: path, Args: spec.Argv, Env: spec.Env, Dir: spec.Dir}
+	if exe, args, ok := shimArgv(opts.reaper.inherited, path, spec.Argv); ok {
+		cmd.Path, cmd.Args = exe, args // keeps the ignored signals berth itself cannot hold (shim_linux.go)
+	}
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	if spec.TTY {
 		attr.Foreground = true

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,11 +38,27 @@ func inheritedFallback() inherited {
 	return in
 }
 
-// notInherited are signals whose inherited SIG_IGN berth cannot keep: berth needs SIGCHLD to reap (an ignored
-// SIGCHLD makes the kernel discard exit statuses), the Go runtime needs SIGURG (preemption) and SIGPROF, and
-// 32-34 are reserved for the runtime and the C libraries.
+// notInherited are signals whose inherited SIG_IGN berth cannot keep in itself: berth needs SIGCHLD to reap
+// (an ignored SIGCHLD makes the kernel discard exit statuses), the Go runtime needs SIGURG (preemption),
+// SIGPROF, 33, and the fault signals (its own faults must still crash it). Processes berth starts get them
+// ignored all the same, through the exec shim (shim.go). An ignored 32 or 34 is left alone by the runtime
+// and berth, so it stays ignored by itself.
 func notInherited(s syscall.Signal) bool {
-	return s == unix.SIGCHLD || s == unix.SIGURG || s == unix.SIGPROF || (s >= 32 && s <= 34)
+	const sigSTKFLT = 16 // Linux; absent from x/sys/unix on other systems
+	return slices.Contains([]syscall.Signal{unix.SIGCHLD, unix.SIGURG, unix.SIGPROF, 33,
+		unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, sigSTKFLT, unix.SIGSYS}, s)
+}
+
+// shimIgnored lists the signals berth was started with ignored but cannot keep ignored itself: a child must
+// start through the exec shim, which ignores them just before it execs the command.
+func (in inherited) shimIgnored() []syscall.Signal {
+	var out []syscall.Signal
+	for s := syscall.Signal(1); s <= sigRTMax; s++ {
+		if in.ignored[s] && notInherited(s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // notForwardable explains why berth never forwards s, or returns "" when it does (SPEC §3, README "Signals").
@@ -178,13 +195,20 @@ func listen(in inherited) (<-chan os.Signal, func(), error) {
 	}
 	var notify, ignore []os.Signal
 	var raw, faults []syscall.Signal
+	for s := syscall.Signal(1); s <= sigRTMax; s++ {
+		// every inherited SIG_IGN that berth can hold stays (SIGPIPE too, which is never forwarded)
+		if in.ignored[s] && !notInherited(s) && !(s >= 32 && s <= 34) {
+			ignore = append(ignore, s)
+		}
+	}
 	for _, s := range forwardedSignals() {
 		switch {
 		case in.ignored[s] && !notInherited(s):
-			ignore = append(ignore, s)
-		case in.ignored[s]:
-			// berth cannot keep it ignored (see notInherited); an ignored 32 or 34 simply stays so
-		case kind[s] == 1:
+			// ignored by berth (above), as the process itself would
+		case s >= 32 && s <= 34 && in.ignored[s]:
+			// left ignored: neither the runtime nor berth touches it
+		case kind[s] == 1: // an ignored SIGPROF or fault signal is still caught (the runtime would die of it
+			// otherwise) and forwarded to children that ignore it through the exec shim
 			raw = append(raw, s)
 		case kind[s] == 2:
 			faults = append(faults, s)
