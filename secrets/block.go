@@ -99,10 +99,10 @@ func (b Block) Validate() error {
 		if !ok || err != nil || ref.JSONKey != "" || ref.VersionStage != "" || ref.VersionID != "" {
 			return fail("secretsmanager: want a secret name or ARN")
 		}
-		if b.VersionStage != "" && !stageRE.MatchString(b.VersionStage) {
+		if b.VersionStage != "" && !syntax().stage.MatchString(b.VersionStage) {
 			return fail("bad version_stage")
 		}
-		if b.VersionID != "" && !versionIDRE.MatchString(b.VersionID) {
+		if b.VersionID != "" && !syntax().versionID.MatchString(b.VersionID) {
 			return fail("bad version_id")
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Kind is the source a reference points at.
@@ -62,15 +63,23 @@ func (r Ref) String() string {
 	return r.Raw
 }
 
-var (
-	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
-	smNameRE    = regexp.MustCompile(`^[A-Za-z0-9/_+=.@!-]+$`)
-	ssmNameRE   = regexp.MustCompile(`^[A-Za-z0-9/_.-]+$`)
-	selectorRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	versionIDRE = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
-	stageRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-)
+// refSyntax holds the regular expressions of the reference syntax.
+type refSyntax struct {
+	region, account, smName, ssmName, selector, versionID, stage *regexp.Regexp
+}
+
+// syntax compiles the reference syntax on first use; the result is never modified.
+var syntax = sync.OnceValue(func() *refSyntax {
+	return &refSyntax{
+		region:    regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`),
+		account:   regexp.MustCompile(`^[0-9]{12}$`),
+		smName:    regexp.MustCompile(`^[A-Za-z0-9/_+=.@!-]+$`),
+		ssmName:   regexp.MustCompile(`^[A-Za-z0-9/_.-]+$`),
+		selector:  regexp.MustCompile(`^[A-Za-z0-9_.-]+$`),
+		versionID: regexp.MustCompile(`^[A-Za-z0-9-]+$`),
+		stage:     regexp.MustCompile(`^[A-Za-z0-9_.-]+$`),
+	}
+})
 
 // ParseRef parses a whole environment value. ok=false means the value is not a reference and must be left
 // alone; err != nil means it starts like a reference but is malformed (a config error, exit 78, which the
@@ -114,10 +123,10 @@ func parseARNHead(arn, service string) (region, rest string, err error) {
 	if parts[2] != service {
 		return "", "", fmt.Errorf("malformed ARN: service %q is not %s", parts[2], service)
 	}
-	if !regionRE.MatchString(parts[3]) {
+	if !syntax().region.MatchString(parts[3]) {
 		return "", "", fmt.Errorf("malformed %s ARN: bad region %q", service, parts[3])
 	}
-	if !accountRE.MatchString(parts[4]) {
+	if !syntax().account.MatchString(parts[4]) {
 		return "", "", fmt.Errorf("malformed %s ARN: account must be 12 digits", service)
 	}
 	return parts[3], parts[5], nil
@@ -134,7 +143,7 @@ func parseSecretsManagerARN(raw, arn string) (Ref, error) {
 		return Ref{}, fmt.Errorf("malformed secretsmanager ARN: want ...:secret:NAME[:JSON_KEY[:VERSION_STAGE[:VERSION_ID]]]")
 	}
 	name := segs[1]
-	if !smNameRE.MatchString(name) {
+	if !syntax().smName.MatchString(name) {
 		return Ref{}, fmt.Errorf("malformed secretsmanager ARN: bad secret name")
 	}
 	id := strings.TrimSuffix(arn, rest) + "secret:" + name
@@ -154,7 +163,7 @@ func parseSecretsManagerShort(raw, rest string) (Ref, error) {
 	if segs[0] == "" {
 		return Ref{}, fmt.Errorf("malformed secretsmanager reference: empty secret id")
 	}
-	if !smNameRE.MatchString(segs[0]) {
+	if !syntax().smName.MatchString(segs[0]) {
 		return Ref{}, fmt.Errorf("malformed secretsmanager reference: bad secret name")
 	}
 	ref := Ref{Kind: KindSecretsManager, Raw: raw, ID: segs[0]}
@@ -172,10 +181,10 @@ func (r *Ref) setSecretsManagerTail(segs []string) error {
 		segs = append(segs, "")
 	}
 	r.JSONKey, r.VersionStage, r.VersionID = segs[0], segs[1], segs[2]
-	if r.VersionStage != "" && !stageRE.MatchString(r.VersionStage) {
+	if r.VersionStage != "" && !syntax().stage.MatchString(r.VersionStage) {
 		return fmt.Errorf("malformed secretsmanager reference: bad version stage")
 	}
-	if r.VersionID != "" && !versionIDRE.MatchString(r.VersionID) {
+	if r.VersionID != "" && !syntax().versionID.MatchString(r.VersionID) {
 		return fmt.Errorf("malformed secretsmanager reference: bad version id")
 	}
 	if strings.ContainsAny(r.JSONKey, "\x00\n") {
@@ -198,7 +207,7 @@ func parseSSMShort(raw, rest string) (Ref, error) {
 	if err := checkSSMName(name); err != nil {
 		return Ref{}, err
 	}
-	if hasSel && !selectorRE.MatchString(sel) {
+	if hasSel && !syntax().selector.MatchString(sel) {
 		return Ref{}, fmt.Errorf("malformed ssm reference: bad version %q (want ssm:NAME[:VERSION])", sel)
 	}
 	return Ref{Kind: KindSSM, Raw: raw, ID: name, SSMSelector: sel}, nil
@@ -226,7 +235,7 @@ func parseSSMARN(arn string) (Ref, error) {
 }
 
 func checkSSMName(name string) error {
-	if !ssmNameRE.MatchString(name) || strings.HasSuffix(name, "/") || strings.Contains(name, "//") {
+	if !syntax().ssmName.MatchString(name) || strings.HasSuffix(name, "/") || strings.Contains(name, "//") {
 		return fmt.Errorf("malformed ssm reference: bad parameter name")
 	}
 	return nil
