@@ -175,7 +175,9 @@ func (f *fetcher) withRetry(ctx, budget context.Context, u *unit, fn func(contex
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
-		err := fn(ctx)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout(ctx))
+		err := fn(actx)
+		cancel()
 		if f.observe != nil {
 			f.observe(u.kind.source(), time.Since(t0), err)
 		}
@@ -202,6 +204,16 @@ func (f *fetcher) withRetry(ctx, budget context.Context, u *unit, fn func(contex
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// attemptTimeout bounds one request: a third of what is left of secrets.timeout, at least 2s and at most 10s,
+// so a connection that never answers (a black-holed endpoint) costs one attempt, not the whole budget.
+func attemptTimeout(ctx context.Context) time.Duration {
+	d := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(max(time.Until(dl)/3, 2*time.Second), 10*time.Second)
+	}
+	return d
 }
 
 func (f *fetcher) ended(budget context.Context, u *unit, start time.Time, last error) error {

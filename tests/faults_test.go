@@ -112,6 +112,46 @@ func TestFaultAWSSecrets(t *testing.T) {
 	}
 }
 
+// TestFaultAWSStallOnce: one black-holed request costs one attempt (a third of secrets.timeout, 2-10s), not
+// the whole budget: the retry reaches the endpoint, the secret resolves and the main command runs.
+func TestFaultAWSStallOnce(t *testing.T) {
+	app := harness.TestApp(t)
+	harness.Berth(t)
+	a := secStartAWS(t)
+	const value = "aws-stall-once-value-never-shown"
+	a.Secret(t, "stall/db", value)
+	cfg := secWriteFile(t, filepath.Join(t.TempDir(), "berth.hcl"), "secrets {\n  timeout = \"9s\"\n}\n")
+	proxy := harness.StartAWSProxy(t, a.moto.URL)
+	proxy.SetInject(func(target string, n int) (int, string) {
+		if target == secTargetGetSecret && n == 0 {
+			return harness.InjectStall, ""
+		}
+		return 0, ""
+	})
+	log := filepath.Join(t.TempDir(), "main.log")
+	start := time.Now()
+	b := secBerth(t, false, a.env(proxy.URL, "DB_PASSWORD=secretsmanager:stall/db"), "run", "-config", cfg, "--", app, "-log", log, "-code", "4")
+	code := b.Wait(60 * time.Second)
+	elapsed := time.Since(start)
+	if code != 4 {
+		t.Fatalf("want the main command's 4 after the retry, have %d\n%s", code, secScrub(b.Stderr.String(), value))
+	}
+	if attempts := proxy.Count(secTargetGetSecret); attempts != 2 {
+		t.Errorf("want 2 GetSecretValue attempts (the stalled one, then the answered retry), have %d", attempts)
+	}
+	if elapsed > 8*time.Second {
+		t.Errorf("the stalled attempt held berth for %s: its deadline should be a third of the 9s budget", elapsed)
+	}
+	secNoValues(t, "berth's output", b.Stdout.String()+b.Stderr.String(), value)
+	if t.Failed() {
+		return
+	}
+	harness.RecordFault(t, harness.Fault{Name: "AWS secrets: the first request black-holed",
+		Expected: "that attempt ends at a third of secrets.timeout (9s), the retry resolves it, the app starts",
+		Observed: "2 attempts, resolved, main ran and its exit code came back",
+		Figure:   fmt.Sprintf("resolved after %.2f s", elapsed.Seconds())})
+}
+
 // TestFaultCrashLoop: a restart = "always" service that exits at once costs berth next to no CPU, because
 // the back-off doubles (1s, 2s, 4s, ... to 30s) instead of spinning.
 func TestFaultCrashLoop(t *testing.T) {
