@@ -58,7 +58,8 @@
 //   - Transient — throttling codes, HTTP 5xx, connection errors (the SDK's retry.DefaultRetryables), and any
 //     non-service error such as the credential chain not answering — are retried with jittered exponential
 //     back-off (100ms doubling to 5s) until Timeout, then 69. The SDK's own retryer is disabled so that one
-//     budget governs everything.
+//     budget governs everything. Each attempt has its own deadline, a third of what is left of Timeout (2s to
+//     10s), so a request that is never answered costs one attempt, not the whole budget.
 //   - Not found — ResourceNotFoundException, ParameterNotFound, ParameterVersionNotFound, SSM
 //     InvalidParameters, NoSuchKey, NoSuchBucket, KMS NotFoundException, a missing JSON/dotenv/path key, an
 //     empty ssm_path — 69 at once, not retried.
