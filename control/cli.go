@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// Exit codes of RunCtl and RunHealth (SPEC §2; Docker and ECS treat any non-zero health code as unhealthy).
+// Exit codes of RunCtl and RunHealth (README "Exit codes"; Docker and ECS treat any non-zero health code as unhealthy).
 const (
 	exitOK          = 0
 	exitFailure     = 1  // berth answered with an error, or is unhealthy

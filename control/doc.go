@@ -1,4 +1,4 @@
-// Package control is berth's control plane (SPEC §7): HTTP/JSON over a unix socket, served by the running
+// Package control is berth's control plane: HTTP/JSON over a unix socket, served by the running
 // berth, and the client behind `berth ctl` and `berth health`.
 //
 // # Socket

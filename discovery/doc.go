@@ -1,4 +1,4 @@
-// Package discovery owns berth's side of Consul (SPEC §5): it registers the task's services with the local
+// Package discovery owns berth's side of Consul: it registers the task's services with the local
 // Consul agent, runs their health checks itself and reports the results to Consul TTL checks (so the agent
 // never reaches into the task's network), keeps the registration alive across agent restarts, deregisters
 // first on shutdown, toggles maintenance mode, and hands peer lists (Hazelcast-style "initial members") to

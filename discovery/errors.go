@@ -1,6 +1,6 @@
 package discovery
 
-// ExitUnavailable is berth's exit code for a required dependency that stayed unavailable (SPEC §2).
+// ExitUnavailable is berth's exit code for a required dependency that stayed unavailable (README "Exit codes").
 const ExitUnavailable = 69
 
 // UnavailableError reports a dependency that stayed unavailable: Consul within consul.timeout while

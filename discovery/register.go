@@ -230,7 +230,7 @@ func (a *Agent) fetchTask(ctx context.Context) (*ecsmeta.Task, error) {
 	return nil, err
 }
 
-// autoAddress is SPEC §5's address "auto": the ECS task's IPv4, else the first non-loopback interface address
+// autoAddress is the address "auto": the ECS task's IPv4, else the first non-loopback interface address
 // (IPv4 before IPv6, link-local skipped), else the hostname.
 func autoAddress(task *ecsmeta.Task, hostname string) string {
 	if task != nil && task.IPv4 != "" {
@@ -435,7 +435,7 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 }
 
 // retryCap is the largest wait between registration attempts: RetryMax, and at most the shortest check
-// interval, so that a registration lands within about one interval of Consul answering (SPEC §5: "as soon as
+// interval, so that a registration lands within about one interval of Consul answering (README: "as soon as
 // Consul answers"), however long Consul was down.
 func (a *Agent) retryCap() time.Duration {
 	c := a.cfg.Consul.RetryMax

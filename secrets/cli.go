@@ -46,7 +46,7 @@ func (c contextFlag) Set(s string) error {
 	return nil
 }
 
-// RunCLI is `berth secrets encrypt|decrypt ...` (SPEC §1); args excludes the word "secrets". It returns the
+// RunCLI is `berth secrets encrypt|decrypt ...` (README "Use it"); args excludes the word "secrets". It returns the
 // exit code: 0, 64 usage, 66 unreadable input, 73 unwritable output, 69/77/78 as for Resolve.
 //
 //	encrypt -key KEY_ID [-context k=v]... [-in FILE] [-out FILE] [-ref]

@@ -1,4 +1,4 @@
-// Package secrets owns SPEC §4: it turns secret references in environment variables and `secret "NAME" {}`
+// Package secrets owns berth's secrets: it turns secret references in environment variables and `secret "NAME" {}`
 // config blocks into values for the child's environment and into files, before any job or the main command
 // starts, and re-reads refreshable blocks afterwards. It also implements `berth secrets encrypt|decrypt`.
 // It never logs, returns in an error, or stores in berth's own environment a secret value: messages name the
@@ -53,7 +53,7 @@
 // first ARN reference, else the region of the task ARN in the ECS task metadata (Config.MetadataURI); ARN
 // references are always fetched in their own region.
 //
-// # Failures (SPEC §2 exit codes, via Error.ExitCode)
+// # Failures (exit codes of the README, via Error.ExitCode)
 //
 //   - Transient — throttling codes, HTTP 5xx, connection errors (the SDK's retry.DefaultRetryables), and any
 //     non-service error such as the credential chain not answering — are retried with jittered exponential

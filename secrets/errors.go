@@ -11,7 +11,7 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// Exit codes of SPEC §2 that secrets errors map to.
+// Exit codes (README "Exit codes") that secrets errors map to.
 const (
 	ExitUnavailable  = 69 // dependency unavailable after retries, or a secret/parameter/key that does not exist
 	ExitAccessDenied = 77 // access denied to a secret or KMS key (includes KMS InvalidCiphertextException)
@@ -47,7 +47,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("secrets: %v", e.Err)
 }
 
-// ExitCode is the berth exit code for this failure (SPEC §2).
+// ExitCode is the berth exit code for this failure (README "Exit codes").
 func (e *Error) ExitCode() int { return e.Code }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Job types and restart policies (SPEC §3).
+// Job types and restart policies (README "How it works").
 const (
 	Oneshot = "oneshot"
 	Service = "service"
@@ -16,7 +16,7 @@ const (
 	RestartAlways    = "always"
 )
 
-// Back-off of restarts: 1s doubling to 30s, reset after 60s of running (SPEC §3).
+// Back-off of restarts: 1s doubling to 30s, reset after 60s of running (README "How it works").
 const (
 	backoffMin   = time.Second
 	backoffMax   = 30 * time.Second

@@ -43,7 +43,7 @@ type Output interface {
 }
 
 // StartError is a failure to start a command; ExitCode is 127 (not found) or 126 (not executable), as a shell
-// would report (SPEC §2).
+// would report (README "Exit codes").
 type StartError struct {
 	Name string
 	Path string

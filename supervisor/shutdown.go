@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// shutdown is the sequence of SPEC §3. sig is the stop signal berth received (0 when the main command exited
+// shutdown is the sequence of README "How it works". sig is the stop signal berth received (0 when the main command exited
 // or berth decided to stop). Every step is bounded.
 func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 	s.mu.Lock()

@@ -61,7 +61,7 @@ func (in inherited) shimIgnored() []syscall.Signal {
 	return out
 }
 
-// notForwardable explains why berth never forwards s, or returns "" when it does (SPEC §3, README "Signals").
+// notForwardable explains why berth never forwards s, or returns "" when it does (README "Signals").
 func notForwardable(s syscall.Signal) string {
 	switch s {
 	case unix.SIGKILL, unix.SIGSTOP:

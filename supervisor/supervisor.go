@@ -27,7 +27,7 @@ type Hook struct {
 
 // Config is everything the supervisor needs. cmd/berth fills it from flags, env and the config file.
 type Config struct {
-	// Main is the main command; nil runs berth without one (sidecar mode, SPEC §8).
+	// Main is the main command; nil runs berth without one (sidecar mode, README "Sidecar mode").
 	Main *Spec
 	// MainAfter names the jobs the main command waits for (`after` of the main block).
 	MainAfter []string
@@ -65,7 +65,7 @@ type Config struct {
 
 // Supervisor is berth's PID-1 core: it starts the main command and the jobs in `after` order, restarts
 // them by policy, forwards signals to the main command's process group and runs the shutdown sequence of
-// SPEC §3. One goroutine (Run's loop) makes every decision; other goroutines talk to it through channels.
+// README "How it works". One goroutine (Run's loop) makes every decision; other goroutines talk to it through channels.
 type Supervisor struct {
 	cfg    Config
 	log    hclog.Logger
@@ -147,7 +147,7 @@ func (s *Supervisor) checkJob(j JobSpec) error {
 	return nil
 }
 
-// ExitCode is berth's exit code once Run returned (SPEC §2).
+// ExitCode is berth's exit code once Run returned (README "Exit codes").
 func (s *Supervisor) ExitCode() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Credential is the identity a process runs as. Supplementary groups are always dropped (SPEC §3).
+// Credential is the identity a process runs as. Supplementary groups are always dropped (README "Signals").
 type Credential struct {
 	UID, GID uint32
 	Home     string // from the passwd entry; "" when given numerically and unknown

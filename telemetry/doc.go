@@ -7,7 +7,7 @@
 // NewLogger builds the go-hclog logger from -log-level (trace, debug, info, warn, error; default info) and
 // -log-format ("text" or "json": one JSON object per line). An unknown value is an error naming it.
 //
-// # Process output (SPEC §6)
+// # Process output (README)
 //
 // Each supervised process gets pipes for stdout and stderr; Streamer.Stream copies each pipe to berth's own
 // stdout or stderr:
@@ -38,7 +38,7 @@
 // newline arrives, the line reaches max_line, or the process exits. When Passthrough reports true (raw, no prefix, no redaction values) the supervisor hands
 // berth's own file descriptors to the child instead, which also is the TTY case.
 //
-// # Metrics (SPEC §6)
+// # Metrics (README)
 //
 // See Metrics and MetricsConfig. DogStatsD (github.com/DataDog/datadog-go/v5) is on when
 // telemetry.dogstatsd, DD_DOGSTATSD_URL or DD_AGENT_HOST is set:

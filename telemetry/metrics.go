@@ -22,7 +22,7 @@ import (
 	"github.com/berth-dev/berth/ecsmeta"
 )
 
-// Metric names (SPEC §6). Prometheus uses the same names with '.' replaced by '_'.
+// Metric names (README). Prometheus uses the same names with '.' replaced by '_'.
 const (
 	MetricProcessStarts   = "berth.process.starts"         // counter, tag job
 	MetricProcessExits    = "berth.process.exits"          // counter, tags job, exit_code

@@ -44,7 +44,7 @@ type StreamConfig struct {
 	// as Stdout, lines of both streams are serialised through one lock.
 	Stderr io.Writer
 	// Redact enables the replacement of the values given to SetRedactions with "[REDACTED]". The call site
-	// defaults it to true (SPEC §4 `redact = true`); with Redact false SetRedactions is a no-op.
+	// defaults it to true (README `redact = true`); with Redact false SetRedactions is a no-op.
 	Redact bool
 	// MaxLine bounds the bytes of one line that a stream holds while it waits for the newline (logs.max_line);
 	// 0 means DefaultMaxLine (1 MiB), negative is an error. When a line reaches it, its head is written and

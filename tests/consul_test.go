@@ -17,7 +17,7 @@ import (
 	"github.com/berth-dev/berth/tests/harness"
 )
 
-// These tests drive the real berth binary against a real `consul agent -dev` (SPEC §5, issue 5) and assert
+// These tests drive the real berth binary against a real `consul agent -dev` (README, issue 5) and assert
 // what a user sees in Consul's HTTP API: the instance, its address, meta and check status.
 
 // healthEntry is one element of GET /v1/health/service/NAME.

@@ -632,7 +632,7 @@ const (
 func sigExpect(impl string, n int, pid1 bool) (fate sigFate, skip string) {
 	switch impl {
 	case "berth":
-		// SPEC §3: every catchable signal, 1–31 and the real-time ones, except SIGCHLD (never sent here),
+		// README "Signals": every catchable signal, 1–31 and the real-time ones, except SIGCHLD (never sent here),
 		// the Go runtime's SIGURG, and SIGPIPE (README: berth's own writes to a closed socket raise it).
 		if n == 13 || n == 23 {
 			return dropped, ""
@@ -961,7 +961,7 @@ func TestPeerSuiteSigconf(t *testing.T) {
 }
 
 // dumb-init's test_tty: under a real terminal the init passes the child's output through exactly and adds
-// nothing of its own (SPEC §3: a zero-config run writes nothing of berth's own on success).
+// nothing of its own (README "Signals": a zero-config run writes nothing of berth's own on success).
 func TestPeerSuiteTTY(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -1067,7 +1067,7 @@ func TestPeerSuiteJobControl(t *testing.T) {
 	}
 
 	// kill -TSTP/-TTIN/-TTOU to the init (dumb-init's shell_background_test.py). What each does:
-	//   berth: forwards them to the child's group and is never stopped itself (SPEC §3);
+	//   berth: forwards them to the child's group and is never stopped itself (README "Signals");
 	//   tini: forwards TSTP; ignores TTIN and TTOU itself, so they are dropped;
 	//   dumb-init: sends SIGSTOP to the child's group instead and stops itself — except as PID 1, where the
 	//   kernel drops the SIGSTOP an init sends itself. SIGCONT to the init wakes both.
@@ -1183,7 +1183,7 @@ func TestPeerSuiteReaping(t *testing.T) {
 	}
 }
 
-// A zero-config run writes nothing of its own: tini and dumb-init print nothing without -v, and SPEC §3
+// A zero-config run writes nothing of its own: tini and dumb-init print nothing without -v, and README "Signals"
 // says the same of berth. The child's own output passes through byte for byte.
 func TestPeerSuiteQuiet(t *testing.T) {
 	t.Parallel()

@@ -1,6 +1,6 @@
 package tests
 
-// End-to-end proof of issue 4 (SPEC §4): the real berth binary resolves secrets against a real moto_server
+// End-to-end proof of issue 4 (README): the real berth binary resolves secrets against a real moto_server
 // before the application starts, delivers them to the child's environment and to files, fails closed, and
 // never leaks a value. The helpers here are prefixed "sec" because every tests/*_test.go shares the package.
 //
@@ -186,7 +186,7 @@ func secWriteFile(t testing.TB, path, content string) string {
 	return path
 }
 
-// TestSecretsEnvReferences: every reference syntax of SPEC §4 in berth's environment reaches the child as the
+// TestSecretsEnvReferences: every reference syntax of the README in berth's environment reaches the child as the
 // right value, byte for byte; -no-resolve and non-reference values stay untouched; a malformed reference is
 // exit 78 naming the variable, with the main command never started.
 func TestSecretsEnvReferences(t *testing.T) {
@@ -760,7 +760,7 @@ func TestSecretsNeverLeaked(t *testing.T) {
 	})
 }
 
-// TestSecretsSidecar: SPEC §8 — `berth run -config` with no main command and only secret blocks writes the
+// TestSecretsSidecar: README "Sidecar mode" — `berth run -config` with no main command and only secret blocks writes the
 // files and exits 0 (ECS dependsOn COMPLETE); a failing secret exits 69 and writes nothing.
 func TestSecretsSidecar(t *testing.T) {
 	a := secStartAWS(t)
