@@ -102,12 +102,25 @@ func kindOf(c CheckConfig) string {
 	return "exec"
 }
 
-// runCheck runs c every interval (the first run at once) and reports each result to its TTL check.
+// firstRetry is the first of the quick retries of a check that has not passed yet: an app that starts in
+// 300 ms is seen passing about 100 ms later, not one interval after berth started.
+const firstRetry = 100 * time.Millisecond
+
+// runCheck runs c at once and then every interval, and reports each result to its TTL check. Until it has
+// passed once, a failed run is retried sooner (100 ms doubling up to the interval), as deployments wait on the
+// first passing check.
 func (a *Agent) runCheck(ctx context.Context, c *check) {
 	hc := a.checkHTTPClient()
-	t := time.NewTicker(c.interval)
+	t := time.NewTimer(0)
 	defer t.Stop()
+	quick, passed := firstRetry, false
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := c.interval
 		if c.keepalive {
 			a.report(ctx, c)
 		} else {
@@ -119,12 +132,13 @@ func (a *Agent) runCheck(ctx context.Context, c *check) {
 			}
 			a.apply(c, status, output)
 			a.report(ctx, c)
+			if status == api.HealthPassing {
+				passed = true
+			} else if !passed && quick < c.interval {
+				next, quick = quick, 2*quick
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		t.Reset(next)
 	}
 }
 

@@ -435,3 +435,26 @@ func TestConsulZeroConfigPeers(t *testing.T) {
 		t.Fatalf("want HZ_MEMBERS=<addr>:%d in the child, have:\n%s", port, second.Stdout.String())
 	}
 }
+
+// TestConsulFirstCheckAtOnce: with a 10s interval, an app that takes half a second to listen is passing in
+// Consul well before the first interval elapsed: the first check runs at once and, while it fails, is retried
+// from 100 ms up (issue 15: deployments wait on the first passing check).
+func TestConsulFirstCheckAtOnce(t *testing.T) {
+	c := harness.StartConsul(t)
+	app := harness.TestApp(t)
+	name := uniqueName(t, "quick")
+	port := harness.FreePort(t)
+	hostPort := "127.0.0.1:" + strconv.Itoa(port)
+	harness.Berth(t) // built before the clock starts
+	start := time.Now()
+	harness.RunBerth(t, harness.BerthOpts{Env: []string{"CONSUL_HTTP_ADDR=" + c.Addr},
+		Args: []string{"-control-socket", "off", "-service", name, "-port", strconv.Itoa(port),
+			"-check-http", "http://" + hostPort + "/health", "-check-interval", "10s", "--",
+			"sh", "-c", "sleep 0.5; exec " + app + " -http " + hostPort}})
+	waitConsul(t, c.Addr, name, 8*time.Second, "passing before the first 10s interval", oneWithStatus("passing"), nil)
+	took := time.Since(start)
+	if took > 5*time.Second {
+		t.Fatalf("start → passing took %s with a 10s interval: the first check should run at once and retry quickly", took)
+	}
+	t.Logf("start → passing in Consul: %s (app listening after 0.5 s, interval 10 s)", took.Round(time.Millisecond))
+}
