@@ -5,7 +5,7 @@ VERSION ?= v0.1.0
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -E=berth_rt0 -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TOOLS   := .tools/bin
-APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time gcc
+APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time gcc buildah ca-certificates qemu-user-static
 
 export CGO_ENABLED := 0
 export GOTOOLCHAIN := local
@@ -13,7 +13,7 @@ export GOTOOLCHAIN := local
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))' 2>/dev/null)
 export PATH := $(PATH):$(PYBIN):$(HOME)/.pyenv/shims
 
-.PHONY: all build deps tools test vet fmt-check fuzz bench faults demo clean image
+.PHONY: all build deps tools test vet fmt-check fuzz bench faults demo clean image release release-dist
 
 all: build
 
@@ -80,6 +80,18 @@ demo: deps tools build
 # The example image, built FROM scratch with podman (see examples/dockerfile).
 image: build
 	examples/dockerfile/build.sh
+
+# `make release VERSION=vX.Y.Z [DIST=dist]`: static linux/amd64 and linux/arm64 binaries built with LDFLAGS, one
+# OCI image archive per arch and a multi-arch one (buildah, nothing pulled) and SHA256SUMS, in the git-ignored
+# DIST (emptied first). A tree with uncommitted changes is stamped COMMIT-dirty. See release/release.sh.
+DIST ?= dist
+release: deps
+	@[[ "$(origin VERSION)" == "command line" && "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || \
+		{ echo "usage: make release VERSION=vX.Y.Z (have VERSION=$(VERSION) from the $(origin VERSION))"; exit 2; }
+	@$(MAKE) --no-print-directory release-dist COMMIT=$(COMMIT)$$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+
+release-dist:
+	GO='$(GO)' VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' release/release.sh
 
 clean:
 	rm -rf bin
