@@ -1,13 +1,14 @@
 package config
 
 import (
+	"context"
+	"fmt"
 	"net"
-	"net/url"
-	"path/filepath"
 	"strings"
 	"syscall"
-	"text/template"
 
+	"github.com/berth-dev/berth/discovery"
+	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -158,6 +159,8 @@ func (d *decoder) file(body hcl.Body) *File {
 	}
 	d.checkRefs(f)
 	d.checkAfter(f)
+	d.checkDiscovery(f)
+	f.Positions = d.positions
 	return f
 }
 
@@ -260,9 +263,9 @@ func (d *decoder) envMap(a hcl.Attributes) map[string]string {
 	return m
 }
 
-func (d *decoder) hook(b *hcl.Block) *Hook {
+func (d *decoder) hook(b *hcl.Block) *supervisor.Hook {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: required(attrs("command", "timeout"), "command")})
-	h := &Hook{Command: d.command(c.Attributes, "command"), Timeout: DefaultHookTimeout}
+	h := &supervisor.Hook{Argv: d.command(c.Attributes, "command"), Timeout: DefaultHookTimeout}
 	if t, ok := d.positive(c.Attributes, "timeout"); ok {
 		h.Timeout = t
 	}
@@ -286,20 +289,20 @@ func (d *decoder) job(b *hcl.Block) Job {
 	if every, ok := d.positive(a, "every"); ok {
 		j.Every = every
 	}
-	def := JobService
+	def := supervisor.Service
 	if j.Every > 0 {
-		def = JobOneshot
+		def = supervisor.Oneshot
 	}
-	j.Type = d.oneOf(a, "type", def, JobOneshot, JobService)
-	if j.Type == JobService && j.Every > 0 { // a bad every is reported once, as a bad duration
+	j.Type = d.oneOf(a, "type", def, supervisor.Oneshot, supervisor.Service)
+	if j.Type == supervisor.Service && j.Every > 0 { // a bad every is reported once, as a bad duration
 		d.errf(a["every"].NameRange, "every: only a oneshot job can be periodic")
 	}
-	def = RestartAlways
-	if j.Type == JobOneshot {
-		def = RestartNever
+	def = supervisor.RestartAlways
+	if j.Type == supervisor.Oneshot {
+		def = supervisor.RestartNever
 	}
-	j.Restart = d.oneOf(a, "restart", def, RestartNever, RestartOnFailure, RestartAlways)
-	if j.Type == JobOneshot && j.Restart == RestartAlways && a["restart"] != nil {
+	j.Restart = d.oneOf(a, "restart", def, supervisor.RestartNever, supervisor.RestartOnFailure, supervisor.RestartAlways)
+	if j.Type == supervisor.Oneshot && j.Restart == supervisor.RestartAlways && a["restart"] != nil {
 		d.errf(a["restart"].Expr.Range(), "restart: a oneshot job cannot restart \"always\" (use type = \"service\")")
 	}
 	if n, ok := d.integer(a, "max_restarts", 0, 1<<31-1); ok {
@@ -326,127 +329,80 @@ func (d *decoder) secretsOptions(b *hcl.Block) SecretsOptions {
 	return o
 }
 
-func (d *decoder) secret(b *hcl.Block) Secret {
+// secret decodes a secret block. What a secret block may hold is secrets.Block.Validate's to say; the
+// decoder checks types and records where each key is.
+func (d *decoder) secret(b *hcl.Block) secrets.Block {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs(append(secretSources(),
 		"encryption_context", "version_stage", "version_id", "env", "env_prefix", "file", "mode", "user",
 		"refresh", "on_change")...)})
 	a := c.Attributes
-	s := Secret{Name: b.Labels[0], Pos: d.rangeAt(b.DefRange)}
-
-	var sources []string
-	for _, name := range secretSources() {
-		if a[name] != nil {
-			sources = append(sources, name)
-		}
-	}
-	switch len(sources) {
-	case 0:
-		d.errf(b.DefRange, "secret %q: needs one source: kms_file, secretsmanager, ssm, ssm_path or s3", s.Name)
-	case 1:
-	default:
-		d.errf(a[sources[1]].NameRange, "secret %q: %s and %s both set; a secret block has exactly one source",
-			s.Name, sources[0], sources[1])
-	}
-	s.KMSFile = d.absPath(a, "kms_file")
+	before := len(d.diags)
+	s := secrets.Block{Name: b.Labels[0], UID: -1, GID: -1}
+	at := d.block(fmt.Sprintf("secret %q", s.Name), b, a)
+	s.KMSFile = d.nonEmpty(a, "kms_file")
 	s.SecretsManager = d.nonEmpty(a, "secretsmanager")
 	s.SSM = d.nonEmpty(a, "ssm")
 	s.SSMPath = d.nonEmpty(a, "ssm_path")
-	if s3, ok := d.str(a, "s3"); ok {
-		if u, err := url.Parse(s3); err != nil || u.Scheme != "s3" || u.Host == "" || len(u.Path) < 2 {
-			d.errf(a["s3"].Expr.Range(), "s3: %q is not s3://bucket/key", s3)
-		}
-		s.S3 = s3
-	}
+	s.S3 = d.nonEmpty(a, "s3")
 	s.EncryptionContext = d.strMap(a, "encryption_context")
 	s.VersionStage = d.nonEmpty(a, "version_stage")
 	s.VersionID = d.nonEmpty(a, "version_id")
-	only := func(key, source string) {
-		if a[key] != nil && a[source] == nil {
-			d.errf(a[key].NameRange, "%s goes only with %s", key, source)
-		}
-	}
-	only("encryption_context", "kms_file")
-	only("version_stage", "secretsmanager")
-	only("version_id", "secretsmanager")
-
 	if attr := a["env"]; attr != nil {
 		v, diags := attr.Expr.Value(d.ctx)
 		d.diags = append(d.diags, diags...)
 		switch {
 		case diags.HasErrors() || v.IsNull():
 		case v.Type() == cty.String:
-			s.Env = v.AsString()
-			if s.Env == "" || strings.ContainsAny(s.Env, "=\x00") {
-				d.errf(attr.Expr.Range(), "env: %q is not a valid variable name", s.Env)
-			}
-			if a["ssm_path"] != nil {
-				d.errf(attr.NameRange, "env: ssm_path reads many parameters; use a map { VAR = \"name\" }, env_prefix or file")
+			if s.Env = v.AsString(); s.Env == "" {
+				d.errf(attr.Expr.Range(), "env: \"\" is not a valid variable name")
 			}
 		default:
 			for _, e := range d.entries("env", attr.Expr) {
 				v, err := convert.Convert(e.value, cty.String)
-				switch {
-				case err != nil:
+				if err != nil {
 					d.errf(e.valRange, "env: value of %q must be a string", e.key)
-				case e.key == "" || strings.ContainsAny(e.key, "=\x00"):
-					d.errf(e.keyRange, "env: %q is not a valid variable name", e.key)
-				case v.AsString() == "":
-					d.errf(e.valRange, "env: %s maps to an empty key", e.key)
-				default:
-					if s.EnvKeys == nil {
-						s.EnvKeys = map[string]string{}
-					}
-					s.EnvKeys[e.key] = v.AsString()
+					continue
 				}
+				if s.EnvMap == nil {
+					s.EnvMap = map[string]string{}
+				}
+				s.EnvMap[e.key] = v.AsString()
+				at["env."+e.key] = keyValue{e.keyRange, e.valRange}
 			}
 		}
 	}
 	s.EnvPrefix = d.nonEmpty(a, "env_prefix")
-	if strings.ContainsAny(s.EnvPrefix, "=\x00") {
-		d.errf(a["env_prefix"].Expr.Range(), "env_prefix: %q is not a valid variable name prefix", s.EnvPrefix)
-	}
-	s.File = d.absPath(a, "file")
-	if a["env"] == nil && a["env_prefix"] == nil && a["file"] == nil {
-		d.errf(b.DefRange, "secret %q: needs a destination: env, env_prefix or file", s.Name)
-	}
-	if s.File != "" {
-		s.Mode = DefaultSecretMode
-	}
+	s.File = d.nonEmpty(a, "file")
 	if m, ok := d.octal(a, "mode"); ok {
 		s.Mode = m
 	}
-	s.User, s.Credential = d.user(a, "user")
-	only("mode", "file")
-	only("user", "file")
+	var owner *supervisor.Credential
+	if _, owner = d.user(a, "user"); owner != nil {
+		s.UID, s.GID = int(owner.UID), int(owner.GID)
+	}
+	if a["user"] != nil && a["file"] == nil {
+		d.errf(a["user"].NameRange, "user goes only with file")
+	}
 	if t, ok := d.positive(a, "refresh"); ok {
 		s.Refresh = t
 	}
 	s.OnChange = d.onChange(a, "on_change")
-	if s.OnChange.Action != "none" && a["refresh"] == nil {
-		d.errf(a["on_change"].NameRange, "on_change needs refresh")
+	s = s.WithDefaults()
+	if !d.diags[before:].HasErrors() { // a key that did not decode is reported once
+		d.check(s.Validate())
 	}
 	return s
 }
 
-// absPath reads a non-empty absolute path.
-func (d *decoder) absPath(a hcl.Attributes, name string) string {
-	p := d.nonEmpty(a, name)
-	if p != "" && !filepath.IsAbs(p) {
-		d.errf(a[name].Expr.Range(), "%s: %q is not an absolute path", name, p)
-	}
-	return p
-}
-
-func (d *decoder) service(b *hcl.Block) Service {
+func (d *decoder) service(b *hcl.Block) discovery.ServiceConfig {
 	c := d.content(b.Body, &hcl.BodySchema{
 		Attributes: attrs("id", "port", "address", "tags", "meta", "deregister_critical_after"),
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "check"}},
 	})
 	a := c.Attributes
-	s := Service{
-		Name: b.Labels[0], Pos: d.rangeAt(b.DefRange),
-		Address: DefaultServiceAddress, DeregisterCriticalAfter: DefaultDeregisterCriticalAfter,
-	}
+	defer d.discoveryDecoded(len(d.diags))
+	s := discovery.ServiceConfig{Name: b.Labels[0]}
+	at := d.block(fmt.Sprintf("service %q", s.Name), b, a)
 	s.ID = d.nonEmpty(a, "id")
 	s.Port, _ = d.integer(a, "port", 1, 65535)
 	if addr, ok := d.str(a, "address"); ok {
@@ -460,75 +416,49 @@ func (d *decoder) service(b *hcl.Block) Service {
 	if t, ok := d.positive(a, "deregister_critical_after"); ok {
 		s.DeregisterCriticalAfter = t
 	}
-	for _, cb := range c.Blocks {
-		s.Checks = append(s.Checks, d.check(cb))
+	for i, cb := range c.Blocks {
+		s.Checks = append(s.Checks, d.healthCheck(cb, fmt.Sprintf("check.%d", i), at))
 	}
-	return s
+	return s.WithDefaults()
 }
 
-func (d *decoder) check(b *hcl.Block) Check {
+// healthCheck decodes a check block of a service; at gets the positions of its keys under prefix.
+func (d *decoder) healthCheck(b *hcl.Block, prefix string, at map[string]keyValue) discovery.CheckConfig {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("name", "http", "tcp", "exec", "interval", "timeout",
 		"initial_status", "success_before_passing", "failures_before_critical")})
 	a := c.Attributes
-	ch := Check{Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout, InitialStatus: DefaultCheckInitialStatus}
+	at[prefix] = keyValue{b.DefRange, b.DefRange}
+	for name, attr := range a {
+		at[prefix+"."+name] = keyValue{attr.NameRange, attr.Expr.Range()}
+	}
+	var ch discovery.CheckConfig
 	ch.Name = d.nonEmpty(a, "name")
-	var kinds []string
-	for _, k := range []string{"http", "tcp", "exec"} {
-		if a[k] != nil {
-			kinds = append(kinds, k)
-		}
-	}
-	switch len(kinds) {
-	case 0:
-		d.errf(b.DefRange, "check: needs one of http, tcp or exec")
-	case 1:
-		ch.Kind = kinds[0]
-	default:
-		d.errf(a[kinds[1]].NameRange, "check: %s and %s both set; a check has exactly one kind", kinds[0], kinds[1])
-	}
-	if h, ok := d.str(a, "http"); ok {
-		if u, err := url.Parse(h); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.errf(a["http"].Expr.Range(), "http: %q is not an http:// or https:// URL", h)
-		}
-		ch.HTTP = h
-	}
-	if t, ok := d.str(a, "tcp"); ok {
-		if _, port, err := net.SplitHostPort(t); err != nil || port == "" {
-			d.errf(a["tcp"].Expr.Range(), "tcp: %q is not host:port", t)
-		}
-		ch.TCP = t
-	}
+	ch.HTTP, _ = d.str(a, "http")
+	ch.TCP, _ = d.str(a, "tcp")
 	ch.Exec = d.command(a, "exec")
 	if t, ok := d.positive(a, "interval"); ok {
 		ch.Interval = t
 	}
-	ch.Timeout = min(DefaultCheckTimeout, ch.Interval)
 	if t, ok := d.positive(a, "timeout"); ok {
 		ch.Timeout = t
-		if t > ch.Interval {
-			d.errf(a["timeout"].Expr.Range(), "timeout must not exceed interval (%s)", ch.Interval)
-		}
 	}
-	ch.InitialStatus = d.oneOf(a, "initial_status", DefaultCheckInitialStatus, "passing", "warning", "critical")
-	ch.SuccessBeforePassing, ch.FailuresBeforeCritical = 1, 1
-	if n, ok := d.integer(a, "success_before_passing", 1, 1000); ok {
-		ch.SuccessBeforePassing = n
-	}
-	if n, ok := d.integer(a, "failures_before_critical", 1, 1000); ok {
-		ch.FailuresBeforeCritical = n
-	}
+	ch.InitialStatus, _ = d.str(a, "initial_status")
+	ch.SuccessBeforePassing, _ = d.integer(a, "success_before_passing", 1, 1000)
+	ch.FailuresBeforeCritical, _ = d.integer(a, "failures_before_critical", 1, 1000)
 	return ch
 }
 
-func (d *decoder) peers(b *hcl.Block) Peers {
+func (d *decoder) peers(b *hcl.Block) discovery.PeersConfig {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: required(attrs("service", "tag", "passing_only",
 		"include_self", "min", "wait", "env", "file", "template", "on_change"), "service")})
 	a := c.Attributes
-	p := Peers{Name: b.Labels[0], Pos: d.rangeAt(b.DefRange), PassingOnly: true, Wait: DefaultPeersWait}
+	defer d.discoveryDecoded(len(d.diags))
+	p := discovery.PeersConfig{Name: b.Labels[0]}
+	d.block(fmt.Sprintf("peers %q", p.Name), b, a)
 	p.Service = d.nonEmpty(a, "service")
 	p.Tag = d.nonEmpty(a, "tag")
 	if v, ok := d.boolean(a, "passing_only"); ok {
-		p.PassingOnly = v
+		p.PassingOnly = &v
 	}
 	p.IncludeSelf, _ = d.boolean(a, "include_self")
 	p.Min, _ = d.integer(a, "min", 0, 10000)
@@ -536,35 +466,25 @@ func (d *decoder) peers(b *hcl.Block) Peers {
 		p.Wait = t
 	}
 	p.Env = d.nonEmpty(a, "env")
-	if strings.ContainsAny(p.Env, "=\x00") {
-		d.errf(a["env"].Expr.Range(), "env: %q is not a valid variable name", p.Env)
-	}
 	p.File = d.nonEmpty(a, "file")
-	if a["env"] == nil && a["file"] == nil {
-		d.errf(b.DefRange, "peers %q: needs a destination: env or file", p.Name)
-	}
-	if t, ok := d.str(a, "template"); ok {
-		// the functions discovery renders peer templates with (discovery.templateFuncs)
-		if _, err := template.New(p.Name).Funcs(template.FuncMap{"join": strings.Join}).Parse(t); err != nil {
-			d.errf(a["template"].Expr.Range(), "template: %s", err)
-		}
-		p.Template = t
-	}
+	p.Template, _ = d.str(a, "template")
 	p.OnChange = d.onChange(a, "on_change")
-	return p
+	return p.WithDefaults()
 }
 
-func (d *decoder) consul(b *hcl.Block) *Consul {
+func (d *decoder) consul(b *hcl.Block) *discovery.ConsulConfig {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("address", "token", "token_file", "scheme",
 		"ca_file", "ca_path", "client_cert", "client_key", "tls_server_name", "insecure_skip_verify",
 		"datacenter", "required", "timeout")})
 	a := c.Attributes
-	cs := &Consul{Pos: d.rangeAt(b.DefRange), Timeout: DefaultConsulTimeout}
+	defer d.discoveryDecoded(len(d.diags))
+	d.block("consul", b, a)
+	cs := discovery.ConsulConfig{}
 	cs.Address = d.nonEmpty(a, "address")
 	cs.Token, _ = d.str(a, "token")
-	cs.Scheme = d.oneOf(a, "scheme", "", "http", "https")
+	cs.Scheme, _ = d.str(a, "scheme")
 	cs.TokenFile = d.nonEmpty(a, "token_file")
-	cs.CAFile = d.nonEmpty(a, "ca_file")
+	cs.CACert = d.nonEmpty(a, "ca_file")
 	cs.CAPath = d.nonEmpty(a, "ca_path")
 	cs.ClientCert = d.nonEmpty(a, "client_cert")
 	cs.ClientKey = d.nonEmpty(a, "client_key")
@@ -575,7 +495,27 @@ func (d *decoder) consul(b *hcl.Block) *Consul {
 	if t, ok := d.positive(a, "timeout"); ok {
 		cs.Timeout = t
 	}
-	return cs
+	cs = cs.WithDefaults()
+	return &cs
+}
+
+// discoveryDecoded notes whether decoding a discovery block, begun with before diagnostics, found problems.
+func (d *decoder) discoveryDecoded(before int) {
+	d.discoveryBad = d.discoveryBad || d.diags[before:].HasErrors()
+}
+
+// checkDiscovery applies discovery's Validate to the service, peers and consul blocks together (ids and
+// names must be unique across blocks). Exec checks get a stand-in runner: cmd/berth wires the supervisor.
+func (d *decoder) checkDiscovery(f *File) {
+	if d.discoveryBad { // a key that did not decode is reported once
+		return
+	}
+	dc := discovery.Config{Services: f.Services, Peers: f.Peers,
+		Exec: func(context.Context, []string) (int, []byte, error) { return 0, nil, nil }}
+	if f.Consul != nil {
+		dc.Consul = *f.Consul
+	}
+	d.check(dc.Validate())
 }
 
 func (d *decoder) telemetry(b *hcl.Block) Telemetry {

@@ -12,8 +12,12 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/discovery"
+	"github.com/berth-dev/berth/onchange"
+	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -27,18 +31,7 @@ func clearPos(f *config.File) {
 	for i := range f.Jobs {
 		f.Jobs[i].Pos = ""
 	}
-	for i := range f.Secrets {
-		f.Secrets[i].Pos = ""
-	}
-	for i := range f.Services {
-		f.Services[i].Pos = ""
-	}
-	for i := range f.Peers {
-		f.Peers[i].Pos = ""
-	}
-	if f.Consul != nil {
-		f.Consul.Pos = ""
-	}
+	f.Positions = nil
 }
 
 // specExample reads testdata/spec.hcl (SPEC §9's example, verbatim) or its JSON twin, with the user "app"
@@ -76,33 +69,33 @@ func TestSpecExample(t *testing.T) {
 			After:       []string{"migrate"},
 		},
 		Jobs: []config.Job{{
-			Name: "migrate", Type: config.JobOneshot, Restart: config.RestartNever,
+			Name: "migrate", Type: supervisor.Oneshot, Restart: supervisor.RestartNever,
 			Process: config.Process{Command: []string{"/app/migrate", "up"}},
 		}},
-		Secrets: []config.Secret{
+		Secrets: []secrets.Block{
 			{
 				Name: "db", SecretsManager: "prod/app/db",
-				EnvKeys:  map[string]string{"DB_USER": "username", "DB_PASSWORD": "password"},
-				OnChange: config.OnChange{Action: "none"},
+				EnvMap: map[string]string{"DB_USER": "username", "DB_PASSWORD": "password"},
+				UID:    -1, GID: -1,
 			},
 			{
 				Name: "app-config", KMSFile: "/app/config.json.enc", File: "/run/secrets/config.json",
-				Mode: 0o400, OnChange: config.OnChange{Action: "none"},
+				Mode: 0o400, UID: -1, GID: -1,
 			},
 		},
 		SecretsOptions: config.SecretsOptions{Timeout: 30 * time.Second, Concurrency: 8},
-		Services: []config.Service{{
+		Services: []discovery.ServiceConfig{{
 			Name: "app", Port: 8080, Address: "auto", Tags: []string{"v1"},
 			DeregisterCriticalAfter: time.Minute,
-			Checks: []config.Check{{
-				Kind: "http", HTTP: "http://127.0.0.1:8080/health",
+			Checks: []discovery.CheckConfig{{
+				HTTP:     "http://127.0.0.1:8080/health",
 				Interval: 10 * time.Second, Timeout: 2 * time.Second, InitialStatus: "critical",
 				SuccessBeforePassing: 1, FailuresBeforeCritical: 1,
 			}},
 		}},
-		Peers: []config.Peers{{
-			Name: "cluster", Service: "app-hz", PassingOnly: true, Min: 1, Wait: 30 * time.Second,
-			Env: "HZ_MEMBERS", OnChange: config.OnChange{Action: "none"},
+		Peers: []discovery.PeersConfig{{
+			Name: "cluster", Service: "app-hz", PassingOnly: ptr(true), Min: 1, Wait: 30 * time.Second,
+			Env: "HZ_MEMBERS",
 		}},
 		Telemetry: config.Telemetry{Prometheus: "127.0.0.1:9102"},
 		Logs:      config.Logs{Format: "raw"},
@@ -124,7 +117,7 @@ func TestSpecExample(t *testing.T) {
 			if have.Filename != tc.file {
 				t.Errorf("Filename: want %q, have %q", tc.file, have.Filename)
 			}
-			havePos := [4]string{have.Main.Pos, have.Jobs[0].Pos, have.Secrets[1].Pos, have.Services[0].Pos}
+			havePos := [4]string{have.Main.Pos, have.Jobs[0].Pos, have.Positions[`secret "app-config"`], have.Positions[`service "app"`]}
 			if havePos != tc.wantPos {
 				t.Errorf("positions: want %q, have %q", tc.wantPos, havePos)
 			}
@@ -476,23 +469,23 @@ secret "paths" {
 		have = append(have, job{j.Type, j.Restart, j.Every, j.MaxRestarts, j.Optional})
 	}
 	want := []job{
-		{config.JobService, config.RestartAlways, 0, 0, false},
-		{config.JobOneshot, config.RestartNever, time.Hour, 0, false},
-		{config.JobOneshot, config.RestartOnFailure, 0, 3, true},
+		{supervisor.Service, supervisor.RestartAlways, 0, 0, false},
+		{supervisor.Oneshot, supervisor.RestartNever, time.Hour, 0, false},
+		{supervisor.Oneshot, supervisor.RestartOnFailure, 0, 3, true},
 	}
 	if diff := cmp.Diff(want, have); diff != "" {
 		t.Errorf("jobs -want +have:\n%s", diff)
 	}
-	if want, have := (&config.Hook{Command: []string{"prep"}, Timeout: 30 * time.Second}), f.Jobs[2].PreStart; !cmp.Equal(want, have) {
+	if want, have := (&supervisor.Hook{Argv: []string{"prep"}, Timeout: 30 * time.Second}), f.Jobs[2].PreStart; !cmp.Equal(want, have) {
 		t.Errorf("hook: want %+v, have %+v", want, have)
 	}
 	if want, have := os.FileMode(0o027), f.Jobs[2].Umask; have == nil || *have != want {
 		t.Errorf("umask: want %v, have %v", want, have)
 	}
-	wantChecks := []config.Check{
-		{Kind: "exec", Exec: []string{"/check"}, Interval: 10 * time.Second, Timeout: 5 * time.Second,
+	wantChecks := []discovery.CheckConfig{
+		{Exec: []string{"/check"}, Interval: 10 * time.Second, Timeout: 5 * time.Second,
 			InitialStatus: "critical", SuccessBeforePassing: 1, FailuresBeforeCritical: 1},
-		{Kind: "tcp", TCP: "127.0.0.1:1", Interval: 2 * time.Second, Timeout: 2 * time.Second,
+		{TCP: "127.0.0.1:1", Interval: 2 * time.Second, Timeout: 2 * time.Second,
 			InitialStatus: "critical", SuccessBeforePassing: 1, FailuresBeforeCritical: 1},
 	}
 	if diff := cmp.Diff(wantChecks, f.Services[0].Checks); diff != "" {
@@ -501,20 +494,26 @@ secret "paths" {
 	if want, have := 0, f.Services[0].Port; want != have {
 		t.Errorf("port: want %d, have %d", want, have)
 	}
-	wantSecret := config.Secret{Name: "paths", Pos: "x.hcl:37:1", SSMPath: "/prod/app/",
-		EnvKeys: map[string]string{"DB_PASSWORD": "db/password"}, File: "/run/app.json", Mode: 0o400,
-		Refresh: 15 * time.Minute, OnChange: config.OnChange{Action: "signal", Signal: syscall.SIGUSR1}}
+	wantSecret := secrets.Block{Name: "paths", SSMPath: "/prod/app/",
+		EnvMap: map[string]string{"DB_PASSWORD": "db/password"}, File: "/run/app.json", Mode: 0o400,
+		UID: -1, GID: -1, Refresh: 15 * time.Minute, OnChange: onchange.Action{Signal: syscall.SIGUSR1}}
 	if diff := cmp.Diff(wantSecret, f.Secrets[0]); diff != "" {
 		t.Errorf("secret -want +have:\n%s", diff)
+	}
+	if want, have := "x.hcl:37:1", f.Positions[`secret "paths"`]; want != have {
+		t.Errorf("secret position: want %q, have %q", want, have)
 	}
 	if want, have := "signal:SIGUSR1", f.Secrets[0].OnChange.String(); want != have {
 		t.Errorf("OnChange.String: want %q, have %q", want, have)
 	}
-	if want, have := (config.OnChange{Action: "signal", Signal: syscall.SIGHUP}), f.Peers[0].OnChange; want != have {
+	if want, have := (onchange.Action{Signal: syscall.SIGHUP}), f.Peers[0].OnChange; want != have {
 		t.Errorf("on_change: want %+v, have %+v", want, have)
 	}
-	if want, have := (config.Consul{Pos: "x.hcl:34:1", Required: true, Timeout: 30 * time.Second}), *f.Consul; want != have {
+	if want, have := (discovery.ConsulConfig{Required: true, Timeout: 30 * time.Second}), *f.Consul; !cmp.Equal(want, have, cmpopts.IgnoreFields(discovery.ConsulConfig{}, "WrapTransport")) {
 		t.Errorf("consul: want %+v, have %+v", want, have)
+	}
+	if want, have := "x.hcl:34:1", f.Positions["consul"]; want != have {
+		t.Errorf("consul position: want %q, have %q", want, have)
 	}
 	if f.Redact != nil || f.StopTimeout != nil || f.LogLevel != "" || f.Main != nil {
 		t.Errorf("unset top-level keys must stay unset: %+v", f)

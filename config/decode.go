@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/field"
+	"github.com/berth-dev/berth/onchange"
 	"github.com/berth-dev/berth/supervisor"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -25,6 +27,51 @@ type decoder struct {
 
 	envRefs []envRef         // env values of processes, for Funcs.CheckRef
 	afters  map[string][]ref // process name -> its after entries
+
+	// where the keys of the blocks other packages validate are: block name (`secret "db"`) -> key path
+	// (field.Error.Path) -> ranges
+	keys         map[string]map[string]keyValue
+	positions    map[string]string // block name -> "file:line:col" (File.Positions)
+	discoveryBad bool              // a service, peers or consul block had problems of its own
+}
+
+// keyValue is where a key and its value are; for a block, both are its header.
+type keyValue struct{ key, value hcl.Range }
+
+// block records where a block of another package and its attributes are, for check.
+func (d *decoder) block(name string, b *hcl.Block, a hcl.Attributes) map[string]keyValue {
+	if d.keys == nil {
+		d.keys, d.positions = map[string]map[string]keyValue{}, map[string]string{}
+	}
+	at := map[string]keyValue{"": {b.DefRange, b.DefRange}}
+	for n, attr := range a {
+		at[n] = keyValue{attr.NameRange, attr.Expr.Range()}
+	}
+	d.keys[name] = at
+	d.positions[name] = d.rangeAt(b.DefRange)
+	return at
+}
+
+// check reports the problems a package's Validate found (field.Errors) at the keys they name.
+func (d *decoder) check(err error) {
+	if err == nil {
+		return
+	}
+	for _, fe := range field.All(err) {
+		at := d.keys[fe.Block]
+		kv, ok := at[fe.Path]
+		if !ok {
+			kv = at[""] // a key the block left out: the block
+		}
+		rng := kv.value
+		if fe.Key {
+			rng = kv.key
+		}
+		d.errf(rng, "%s", fe.Msg)
+	}
+	if len(field.All(err)) == 0 { // not from a block: still a problem of the file
+		d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: err.Error()})
+	}
 }
 
 // envRef is one env value of a process.
@@ -388,22 +435,14 @@ func (d *decoder) rlimits(attrs hcl.Attributes, name string) []supervisor.Rlimit
 }
 
 // onChange reads "none", "restart" or "signal:NAME".
-func (d *decoder) onChange(attrs hcl.Attributes, name string) OnChange {
+func (d *decoder) onChange(attrs hcl.Attributes, name string) onchange.Action {
 	s, ok := d.str(attrs, name)
-	if !ok || s == "none" {
-		return OnChange{Action: "none"}
+	if !ok {
+		return onchange.Action{}
 	}
-	if s == "restart" {
-		return OnChange{Action: "restart"}
-	}
-	if len(s) > len("signal:") && s[:len("signal:")] == "signal:" {
-		sig, err := supervisor.ParseSignal(s[len("signal:"):])
-		if err == nil {
-			return OnChange{Action: "signal", Signal: sig}
-		}
+	a, err := onchange.Parse(s)
+	if err != nil {
 		d.errf(attrs[name].Expr.Range(), "%s: %s", name, err)
-		return OnChange{Action: "none"}
 	}
-	d.errf(attrs[name].Expr.Range(), "%s: %q is not \"none\", \"restart\" or \"signal:SIGNAME\"", name, s)
-	return OnChange{Action: "none"}
+	return a
 }

@@ -1,7 +1,11 @@
 // Package config reads berth's configuration file (SPEC §9), shared by `berth run -config` and
-// `berth validate`. It returns plain Go values; cmd/berth turns them into the configs of supervisor, secrets,
-// discovery and telemetry, so this package imports none of those except supervisor (signal, user and rlimit
-// parsing).
+// `berth validate`. The blocks other packages own come out as those packages' own types, defaults filled in
+// by their WithDefaults and checked by their Validate: service, check, peers and consul as discovery's
+// ServiceConfig, CheckConfig, PeersConfig and ConsulConfig, secret blocks as secrets.Block, hooks as
+// supervisor.Hook, on_change as onchange.Action. This package decodes (types, positions, env() and secret())
+// and puts file:line:col in front of what those Validates report (field.Error names the key); it never
+// checks those blocks a second time, so `validate` and `run` accept and refuse the same files. cmd/berth
+// merges the rest (main, job and top-level keys) with flags and BERTH_* variables.
 //
 // # Syntax
 //
@@ -118,7 +122,7 @@
 //	env        = { DB_USER = "username" }     VAR = JSON key (dotenv key for s3, parameter name for ssm_path)
 //	env_prefix = "APP_"                       every key / parameter, prefixed
 //	file       = "/run/secrets/config.json"   absolute path, written atomically (exit 73 if it cannot be)
-//	mode       = "0400"                       (file only; default "0400"; File.Mode is 0 without file)
+//	mode       = "0400"                       (file only; default "0400"; Mode is 0 without file)
 //	user       = "app"                        owner (file only; default: the main command's user)
 //
 // And:

@@ -67,18 +67,9 @@ func newChecks(s *service, cfgs []CheckConfig) []*check {
 				name = fmt.Sprintf("%s-%d", k, seen[k])
 			}
 		}
-		ch := &check{svc: s, cfg: c, name: name, id: checkID(s.id, name), interval: c.Interval, timeout: c.Timeout,
-			status: c.InitialStatus}
-		if ch.interval == 0 {
-			ch.interval = DefaultCheckInterval
-		}
-		if ch.timeout == 0 {
-			ch.timeout = DefaultCheckTimeout
-		}
-		ch.timeout = min(ch.timeout, ch.interval)
-		if ch.status == "" {
-			ch.status = api.HealthCritical
-		}
+		d := c.WithDefaults()
+		ch := &check{svc: s, cfg: c, name: name, id: checkID(s.id, name), interval: d.Interval,
+			timeout: min(d.Timeout, d.Interval), status: d.InitialStatus}
 		switch k {
 		case "http":
 			ch.notes = "berth runs HTTP GET " + c.HTTP + " every " + ch.interval.String()

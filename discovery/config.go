@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berth-dev/berth/ecsmeta"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/ecsmeta"
+	"github.com/berth-dev/berth/field"
+	"github.com/berth-dev/berth/onchange"
 )
 
 // Defaults (SPEC §5).
@@ -28,14 +31,6 @@ const (
 	DefaultBlockingWait            = 5 * time.Minute
 	// AddressAuto asks berth to find the task's address (ECS metadata, interface, hostname).
 	AddressAuto = "auto"
-)
-
-// Check kinds and on_change actions.
-const (
-	OnChangeNone    = "none"
-	OnChangeRestart = "restart"
-	// OnChangeSignalPrefix starts an on_change value that sends a signal: "signal:SIGHUP".
-	OnChangeSignalPrefix = "signal:"
 )
 
 // Config is everything discovery needs. The zero value of every optional field means "default".
@@ -178,151 +173,246 @@ type PeersConfig struct {
 	File string
 	// Template is a text/template executed with a []Peer; "" means comma-separated host:port.
 	Template string
-	// OnChange is what to do when the list changes after start: "none" (default), "signal:SIGHUP" (any
-	// signal) or "restart".
-	OnChange string
+	// OnChange is what to do when the list changes after start (zero: none).
+	OnChange onchange.Action
 }
 
 func (p PeersConfig) passingOnly() bool { return p.PassingOnly == nil || *p.PassingOnly }
 
-// Validate checks the configuration without touching the network. Messages name the block and field.
+// WithDefaults fills in the defaults of what the block leaves unset (Timeout).
+func (c ConsulConfig) WithDefaults() ConsulConfig {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultConsulTimeout
+	}
+	return c
+}
+
+// WithDefaults fills in the defaults of what the block leaves unset (Address, DeregisterCriticalAfter and
+// those of every check).
+func (s ServiceConfig) WithDefaults() ServiceConfig {
+	if s.Address == "" {
+		s.Address = AddressAuto
+	}
+	if s.DeregisterCriticalAfter == 0 {
+		s.DeregisterCriticalAfter = DefaultDeregisterCriticalAfter
+	}
+	s.Checks = slices.Clone(s.Checks)
+	for i := range s.Checks {
+		s.Checks[i] = s.Checks[i].WithDefaults()
+	}
+	return s
+}
+
+// WithDefaults fills in the defaults of what the block leaves unset: interval 10s, timeout 5s but at most
+// the interval, initial status critical, one success before passing and one failure before critical.
+func (c CheckConfig) WithDefaults() CheckConfig {
+	if c.Interval == 0 {
+		c.Interval = DefaultCheckInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = min(DefaultCheckTimeout, c.Interval)
+	}
+	if c.InitialStatus == "" {
+		c.InitialStatus = api.HealthCritical
+	}
+	if c.SuccessBeforePassing == 0 {
+		c.SuccessBeforePassing = 1
+	}
+	if c.FailuresBeforeCritical == 0 {
+		c.FailuresBeforeCritical = 1
+	}
+	return c
+}
+
+// WithDefaults fills in the defaults of what the block leaves unset (PassingOnly true, Wait 30s).
+func (p PeersConfig) WithDefaults() PeersConfig {
+	if p.PassingOnly == nil {
+		yes := true
+		p.PassingOnly = &yes
+	}
+	if p.Wait == 0 {
+		p.Wait = DefaultPeersWait
+	}
+	return p
+}
+
+// Validate checks the configuration without touching the network. It returns every problem, each a
+// *field.Error naming the block and the key (the config package puts file:line:col in front of them).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Consul.Address != "" {
-		if strings.Contains(c.Consul.Address, "://") {
-			if _, err := url.Parse(c.Consul.Address); err != nil {
-				errs = append(errs, fmt.Errorf("consul.address: %w", err))
-			}
+	errs = append(errs, c.Consul.validate())
+	ids := map[string]bool{}
+	for i, s := range c.Services {
+		errs = append(errs, s.validate(i, c.MetadataURI != "", c.Exec != nil, ids))
+	}
+	pnames := map[string]bool{}
+	for i, p := range c.Peers {
+		errs = append(errs, p.validate(i, pnames))
+	}
+	return joinAll(errs)
+}
+
+// joinAll joins the problems of every block into one line.
+func joinAll(errs []error) error {
+	var b field.Block
+	for _, e := range errs {
+		b.Add(field.All(e)...)
+	}
+	return b.Err()
+}
+
+func (c ConsulConfig) validate() error {
+	v := &field.Block{Name: "consul"}
+	if c.Address != "" && strings.Contains(c.Address, "://") {
+		if _, err := url.Parse(c.Address); err != nil {
+			v.Valuef("address", "address: %v", err)
 		}
 	}
-	if c.Consul.Scheme != "" && c.Consul.Scheme != "http" && c.Consul.Scheme != "https" {
-		errs = append(errs, fmt.Errorf("consul.scheme: %q is not http or https", c.Consul.Scheme))
+	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
+		v.Valuef("scheme", "scheme: %q is not one of %q", c.Scheme, []string{"http", "https"})
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"timeout", c.Consul.Timeout}, {"request_timeout", c.Consul.RequestTimeout}, {"retry_min", c.Consul.RetryMin},
-		{"retry_max", c.Consul.RetryMax}, {"blocking_wait", c.Consul.BlockingWait}} {
+	}{{"timeout", c.Timeout}, {"request_timeout", c.RequestTimeout}, {"retry_min", c.RetryMin},
+		{"retry_max", c.RetryMax}, {"blocking_wait", c.BlockingWait}} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("consul.%s: must not be negative", d.name))
+			v.Valuef(d.name, "%s must not be negative", d.name)
 		}
 	}
-	ids := map[string]bool{}
-	for i, s := range c.Services {
-		where := fmt.Sprintf("service %q", s.Name)
-		if s.Name == "" {
-			where = fmt.Sprintf("service #%d", i+1)
-			if c.MetadataURI == "" {
-				errs = append(errs, fmt.Errorf("%s: a name is required when not running on ECS (ECS_CONTAINER_METADATA_URI_V4 unset)", where))
-			}
-		}
-		if s.Name != "" {
-			if err := ValidName(s.Name); err != nil {
-				errs = append(errs, fmt.Errorf("%s: name: %w", where, err))
-			}
-		}
-		if s.ID != "" {
-			if err := ValidName(s.ID); err != nil {
-				errs = append(errs, fmt.Errorf("%s: id: %w", where, err))
-			}
-		}
-		if s.Port < 0 || s.Port > 65535 {
-			errs = append(errs, fmt.Errorf("%s: port %d out of range", where, s.Port))
-		}
-		key := s.ID
-		if key == "" {
-			key = fmt.Sprintf("%s\x00%d", s.Name, s.Port)
-		}
-		if ids[key] {
-			errs = append(errs, fmt.Errorf("%s: duplicate service (same id, or same name and port)", where))
-		}
-		ids[key] = true
-		if s.DeregisterCriticalAfter < 0 {
-			errs = append(errs, fmt.Errorf("%s: deregister_critical_after must not be negative", where))
-		} else if s.DeregisterCriticalAfter > 0 && s.DeregisterCriticalAfter < time.Minute {
-			errs = append(errs, fmt.Errorf("%s: deregister_critical_after %s is below Consul's minimum of 1m", where, s.DeregisterCriticalAfter))
-		}
-		names := map[string]bool{}
-		for j, ch := range s.Checks {
-			cw := fmt.Sprintf("%s check #%d", where, j+1)
-			kinds := 0
-			if ch.HTTP != "" {
-				kinds++
-				if u, err := url.Parse(ch.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					errs = append(errs, fmt.Errorf("%s: http %q is not an http(s) URL", cw, ch.HTTP))
-				}
-			}
-			if ch.TCP != "" {
-				kinds++
-				if _, port, err := splitHostPort(ch.TCP); err != nil || port == "" {
-					errs = append(errs, fmt.Errorf("%s: tcp %q is not host:port", cw, ch.TCP))
-				}
-			}
-			if len(ch.Exec) > 0 {
-				kinds++
-				if c.Exec == nil {
-					errs = append(errs, fmt.Errorf("%s: exec check needs an exec runner (internal: Config.Exec is nil)", cw))
-				}
-			}
-			if kinds != 1 {
-				errs = append(errs, fmt.Errorf("%s: exactly one of http, tcp, exec is required", cw))
-			}
-			if ch.Interval < 0 || ch.Timeout < 0 {
-				errs = append(errs, fmt.Errorf("%s: interval and timeout must not be negative", cw))
-			}
-			if ch.Interval > 0 && ch.Interval < 100*time.Millisecond {
-				errs = append(errs, fmt.Errorf("%s: interval %s is below 100ms", cw, ch.Interval))
-			}
-			switch ch.InitialStatus {
-			case "", api.HealthPassing, api.HealthWarning, api.HealthCritical:
-			default:
-				errs = append(errs, fmt.Errorf("%s: initial_status %q is not passing, warning or critical", cw, ch.InitialStatus))
-			}
-			if ch.SuccessBeforePassing < 0 || ch.FailuresBeforeCritical < 0 {
-				errs = append(errs, fmt.Errorf("%s: success_before_passing and failures_before_critical must not be negative", cw))
-			}
-			if ch.Name != "" {
-				if names[ch.Name] {
-					errs = append(errs, fmt.Errorf("%s: duplicate check name %q", cw, ch.Name))
-				}
-				names[ch.Name] = true
-			}
+	return v.Err()
+}
+
+// validate checks service number i; onECS allows an empty name, hasExec an exec check, ids holds the
+// services seen so far.
+func (s ServiceConfig) validate(i int, onECS, hasExec bool, ids map[string]bool) error {
+	where := fmt.Sprintf("service %q", s.Name)
+	if s.Name == "" {
+		where = fmt.Sprintf("service #%d", i+1)
+	}
+	v := &field.Block{Name: where}
+	if s.Name == "" && !onECS {
+		v.Blockf("%s: a name is required when not running on ECS (ECS_CONTAINER_METADATA_URI_V4 unset)", where)
+	}
+	if s.Name != "" {
+		if err := ValidName(s.Name); err != nil {
+			v.Blockf("%s: name: %v", where, err)
 		}
 	}
-	pnames := map[string]bool{}
-	for i, p := range c.Peers {
-		where := fmt.Sprintf("peers %q", p.Name)
-		if p.Name == "" {
-			where = fmt.Sprintf("peers #%d", i+1)
-			errs = append(errs, fmt.Errorf("%s: a name is required", where))
-		} else if pnames[p.Name] {
-			errs = append(errs, fmt.Errorf("%s: duplicate peers block", where))
-		}
-		pnames[p.Name] = true
-		if p.Service == "" {
-			errs = append(errs, fmt.Errorf("%s: service is required", where))
-		} else if err := ValidName(p.Service); err != nil {
-			errs = append(errs, fmt.Errorf("%s: service: %w", where, err))
-		}
-		if p.Min < 0 {
-			errs = append(errs, fmt.Errorf("%s: min must not be negative", where))
-		}
-		if p.Wait < 0 {
-			errs = append(errs, fmt.Errorf("%s: wait must not be negative", where))
-		}
-		if p.Env == "" && p.File == "" {
-			errs = append(errs, fmt.Errorf("%s: env or file is required", where))
-		}
-		if p.Template != "" {
-			if _, err := template.New(p.Name).Funcs(templateFuncs()).Parse(p.Template); err != nil {
-				errs = append(errs, fmt.Errorf("%s: template: %w", where, err))
-			}
-		}
-		if err := validOnChange(p.OnChange); err != nil {
-			errs = append(errs, fmt.Errorf("%s: on_change: %w", where, err))
+	if s.ID != "" {
+		if err := ValidName(s.ID); err != nil {
+			v.Valuef("id", "id: %v", err)
 		}
 	}
-	return errors.Join(errs...)
+	if s.Port < 0 || s.Port > 65535 {
+		v.Valuef("port", "port %d out of range", s.Port)
+	}
+	key := s.ID
+	if key == "" {
+		key = fmt.Sprintf("%s\x00%d", s.Name, s.Port)
+	}
+	if ids[key] {
+		v.Blockf("%s: duplicate service (same id, or same name and port)", where)
+	}
+	ids[key] = true
+	if s.DeregisterCriticalAfter < 0 {
+		v.Valuef("deregister_critical_after", "deregister_critical_after must not be negative")
+	} else if s.DeregisterCriticalAfter > 0 && s.DeregisterCriticalAfter < time.Minute {
+		v.Valuef("deregister_critical_after", "deregister_critical_after %s is below Consul's minimum of 1m", s.DeregisterCriticalAfter)
+	}
+	names := map[string]bool{}
+	for j, ch := range s.Checks {
+		at := fmt.Sprintf("check.%d", j) // a check's problems are its service's, at check.J.KEY
+		var kinds []string
+		if ch.HTTP != "" {
+			kinds = append(kinds, "http")
+			if u, err := url.Parse(ch.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.Valuef(at+".http", "http: %q is not an http:// or https:// URL", ch.HTTP)
+			}
+		}
+		if ch.TCP != "" {
+			kinds = append(kinds, "tcp")
+			if _, port, err := splitHostPort(ch.TCP); err != nil || port == "" {
+				v.Valuef(at+".tcp", "tcp: %q is not host:port", ch.TCP)
+			}
+		}
+		if len(ch.Exec) > 0 {
+			kinds = append(kinds, "exec")
+			if !hasExec {
+				v.Valuef(at+".exec", "exec check needs an exec runner (internal: Config.Exec is nil)")
+			}
+		}
+		switch len(kinds) {
+		case 0:
+			v.Valuef(at, "check: needs one of http, tcp or exec")
+		case 1:
+		default:
+			v.Keyf(at+"."+kinds[1], "check: %s and %s both set; a check has exactly one kind", kinds[0], kinds[1])
+		}
+		if ch.Interval < 0 || ch.Timeout < 0 {
+			v.Valuef(at, "interval and timeout must not be negative")
+		}
+		if ch.Interval > 0 && ch.Interval < 100*time.Millisecond {
+			v.Valuef(at+".interval", "interval %s is below 100ms", ch.Interval)
+		}
+		if ch.Interval > 0 && ch.Timeout > ch.Interval {
+			v.Valuef(at+".timeout", "timeout must not exceed interval (%s)", ch.Interval)
+		}
+		switch ch.InitialStatus {
+		case "", api.HealthPassing, api.HealthWarning, api.HealthCritical:
+		default:
+			v.Valuef(at+".initial_status", "initial_status: %q is not one of %q", ch.InitialStatus,
+				[]string{api.HealthPassing, api.HealthWarning, api.HealthCritical})
+		}
+		if ch.SuccessBeforePassing < 0 || ch.FailuresBeforeCritical < 0 {
+			v.Valuef(at, "success_before_passing and failures_before_critical must not be negative")
+		}
+		if ch.Name != "" {
+			if names[ch.Name] {
+				v.Valuef(at+".name", "duplicate check name %q", ch.Name)
+			}
+			names[ch.Name] = true
+		}
+	}
+	return v.Err()
+}
+
+// validate checks peers block number i; names holds the blocks seen so far.
+func (p PeersConfig) validate(i int, names map[string]bool) error {
+	where := fmt.Sprintf("peers %q", p.Name)
+	if p.Name == "" {
+		where = fmt.Sprintf("peers #%d", i+1)
+	}
+	v := &field.Block{Name: where}
+	if p.Name == "" {
+		v.Blockf("%s: a name is required", where)
+	} else if names[p.Name] {
+		v.Blockf("%s: duplicate peers block", where)
+	}
+	names[p.Name] = true
+	if p.Service == "" {
+		v.Blockf("%s: service is required", where)
+	} else if err := ValidName(p.Service); err != nil {
+		v.Valuef("service", "service: %v", err)
+	}
+	if p.Min < 0 {
+		v.Valuef("min", "min must not be negative")
+	}
+	if p.Wait < 0 {
+		v.Valuef("wait", "wait must not be negative")
+	}
+	if p.Env == "" && p.File == "" {
+		v.Blockf("%s: needs a destination: env or file", where)
+	}
+	if strings.ContainsAny(p.Env, "=\x00") {
+		v.Valuef("env", "env: %q is not a valid variable name", p.Env)
+	}
+	if p.Template != "" {
+		if _, err := template.New(p.Name).Funcs(templateFuncs()).Parse(p.Template); err != nil {
+			v.Valuef("template", "template: %v", err)
+		}
+	}
+	return v.Err()
 }
 
 // ValidName checks a Consul service name or ID the way berth accepts them, from flags and config files alike:
@@ -349,23 +439,4 @@ func ValidName(s string) error {
 
 func nameRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
-}
-
-func validOnChange(s string) error {
-	switch {
-	case s == "", s == OnChangeNone, s == OnChangeRestart:
-		return nil
-	case strings.HasPrefix(s, OnChangeSignalPrefix):
-		// Same rules as supervisor.ParseSignal (name with or without SIG, any case), without depending on the
-		// supervisor package.
-		name := strings.ToUpper(strings.TrimSpace(strings.TrimPrefix(s, OnChangeSignalPrefix)))
-		if !strings.HasPrefix(name, "SIG") {
-			name = "SIG" + name
-		}
-		if unix.SignalNum(name) == 0 {
-			return fmt.Errorf("unknown signal in %q", s)
-		}
-		return nil
-	}
-	return fmt.Errorf("%q is not none, restart or signal:NAME", s)
 }

@@ -2,8 +2,11 @@ package discovery
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/onchange"
 )
 
 func TestValidate(t *testing.T) {
@@ -20,23 +23,21 @@ func TestValidate(t *testing.T) {
 		{"bad port", Config{Services: []ServiceConfig{{Name: "app", Port: 70000}}}, "out of range"},
 		{"duplicate", Config{Services: []ServiceConfig{{Name: "app", Port: 1}, {Name: "app", Port: 1}}}, "duplicate service"},
 		{"dca below 1m", Config{Services: []ServiceConfig{{Name: "app", DeregisterCriticalAfter: 10 * time.Second}}}, "minimum of 1m"},
-		{"two kinds", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{HTTP: "http://x/", TCP: "x:1"}}}}}, "exactly one of"},
-		{"no kind", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{}}}}}, "exactly one of"},
-		{"bad url", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{HTTP: "127.0.0.1:80/health"}}}}}, "not an http(s) URL"},
+		{"two kinds", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{HTTP: "http://x/", TCP: "x:1"}}}}}, "http and tcp both set"},
+		{"no kind", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{}}}}}, "needs one of http, tcp or exec"},
+		{"bad url", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{HTTP: "127.0.0.1:80/health"}}}}}, "is not an http:// or https:// URL"},
 		{"bad tcp", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{TCP: "nohostport"}}}}}, "not host:port"},
 		{"exec without runner", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{Exec: []string{"true"}}}}}}, "exec runner"},
 		{"bad initial", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{TCP: "a:1", InitialStatus: "ok"}}}}}, "initial_status"},
 		{"tiny interval", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{TCP: "a:1", Interval: time.Millisecond}}}}}, "below 100ms"},
 		{"dup check", Config{Services: []ServiceConfig{{Name: "app", Checks: []CheckConfig{{Name: "x", TCP: "a:1"}, {Name: "x", TCP: "a:2"}}}}}, "duplicate check"},
-		{"peers ok", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", OnChange: "signal:hup"}}}, ""},
-		{"peers restart", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", File: "/tmp/x", OnChange: "restart"}}}, ""},
+		{"peers ok", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", OnChange: onchange.Action{Signal: syscall.SIGHUP}}}}, ""},
+		{"peers restart", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", File: "/tmp/x", OnChange: onchange.Action{Restart: true}}}}, ""},
 		{"peers no service", Config{Peers: []PeersConfig{{Name: "c", Env: "HZ"}}}, "service is required"},
-		{"peers no output", Config{Peers: []PeersConfig{{Name: "c", Service: "hz"}}}, "env or file"},
-		{"peers bad signal", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", OnChange: "signal:SIGNOPE"}}}, "unknown signal"},
-		{"peers bad action", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", OnChange: "reload"}}}, "on_change"},
+		{"peers no output", Config{Peers: []PeersConfig{{Name: "c", Service: "hz"}}}, "needs a destination: env or file"},
 		{"peers bad template", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", Template: "{{range .}"}}}, "template"},
 		{"peers negative min", Config{Peers: []PeersConfig{{Name: "c", Service: "hz", Env: "HZ", Min: -1}}}, "min"},
-		{"consul scheme", Config{Consul: ConsulConfig{Scheme: "ftp"}}, "consul.scheme"},
+		{"consul scheme", Config{Consul: ConsulConfig{Scheme: "ftp"}}, `consul: scheme: "ftp" is not one of`},
 		{"name with slash", Config{Services: []ServiceConfig{{Name: "x/../y"}}}, `name: "x/../y" contains '/'`},
 		{"id with slash", Config{Services: []ServiceConfig{{Name: "app", ID: "x/../y"}}}, `id: "x/../y" contains '/'`},
 		{"id dot-dot", Config{Services: []ServiceConfig{{Name: "app", ID: ".."}}}, "path segment"},

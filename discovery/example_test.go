@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/berth-dev/berth/discovery"
+	"github.com/berth-dev/berth/onchange"
 )
 
 // The order cmd/berth follows: register, resolve peers into the main command's environment, then run the
@@ -33,7 +34,7 @@ func Example() {
 	_ = env
 	go func() { _ = a.Run(ctx) }()
 	go func() {
-		_ = a.WatchPeers(ctx, func(name, action string) { fmt.Println("peers", name, "changed:", action) })
+		_ = a.WatchPeers(ctx, func(name string, action onchange.Action) { fmt.Println("peers", name, "changed:", action) })
 	}()
 	// On SIGTERM, before the application is signalled:
 	stop, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/berth-dev/berth/onchange"
 )
 
 // Peer is one instance of a peers block's service, as templates see it.
@@ -276,7 +278,7 @@ func (a *Agent) Peers(name string) []Peer {
 // it returns; back-off with jitter on errors; no polling), re-renders the files, and calls onChange(name,
 // action) with the block's on_change ("signal:SIGHUP", "restart") when the rendered list changed; blocks with
 // on_change "none" only re-render. It returns nil when ctx is done.
-func (a *Agent) WatchPeers(ctx context.Context, onChange func(name, action string)) error {
+func (a *Agent) WatchPeers(ctx context.Context, onChange func(name string, action onchange.Action)) error {
 	if len(a.peers) == 0 {
 		<-ctx.Done()
 		return nil
@@ -295,7 +297,7 @@ func (a *Agent) WatchPeers(ctx context.Context, onChange func(name, action strin
 	return nil
 }
 
-func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name, action string)) {
+func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name string, action onchange.Action)) {
 	a.mu.Lock()
 	index, resolved := ps.index, ps.resolved
 	a.mu.Unlock()
@@ -334,8 +336,7 @@ func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name, ac
 			if err != nil {
 				a.log.Error("peers render failed", "peers", ps.cfg.Name, "error", err)
 			}
-			action := ps.cfg.OnChange
-			if changed && resolved && onChange != nil && action != "" && action != OnChangeNone {
+			if action := ps.cfg.OnChange; changed && resolved && onChange != nil && !action.None() {
 				onChange(ps.cfg.Name, action)
 			}
 			resolved = true

@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/berth-dev/berth/onchange"
 	"github.com/berth-dev/berth/tests/harness"
 )
 
@@ -154,7 +156,7 @@ func TestWatchPeers(t *testing.T) {
 	instance(t, ins, "nats-a", "nats", "10.0.0.1", 6222, api.HealthPassing)
 	file := filepath.Join(t.TempDir(), "conf", "routes")
 	a, cnt := newTestAgent(t, c.Addr, Config{Peers: []PeersConfig{{Name: "routes", Service: "nats", Env: "ROUTES", File: file,
-		Template: `{{range $i, $p := .}}{{if $i}},{{end}}nats-route://{{$p.HostPort}}{{end}}`, OnChange: "signal:SIGHUP"}}})
+		Template: `{{range $i, $p := .}}{{if $i}},{{end}}nats-route://{{$p.HostPort}}{{end}}`, OnChange: onchange.Action{Signal: syscall.SIGHUP}}}})
 	env, err := a.ResolvePeers(harness.Context(t))
 	if err != nil {
 		t.Fatal(err)
@@ -165,9 +167,9 @@ func TestWatchPeers(t *testing.T) {
 	var mu sync.Mutex
 	var changes []string
 	start(t, func(ctx context.Context) error {
-		return a.WatchPeers(ctx, func(name, action string) {
+		return a.WatchPeers(ctx, func(name string, action onchange.Action) {
 			mu.Lock()
-			changes = append(changes, name+" "+action)
+			changes = append(changes, name+" "+action.String())
 			mu.Unlock()
 		})
 	})

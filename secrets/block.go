@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/supervisor"
+	"github.com/berth-dev/berth/field"
+	"github.com/berth-dev/berth/onchange"
 )
 
 // Block is one `secret "NAME" {}` block of the config file: exactly one source, one or more destinations.
@@ -42,14 +43,25 @@ type Block struct {
 	EnvPrefix string
 	// File receives the value (for ssm_path a JSON object of relative name -> value), written atomically.
 	File string
-	// Mode is the permission of File; 0 means 0400.
+	// Mode is the permission of File; 0 means DefaultFileMode (0400).
 	Mode os.FileMode
 	// UID and GID own File; -1 means don't chown (berth's own user). The integrator sets the process's user.
 	UID, GID int
 	// Refresh re-reads the source this often (0 = never); see Resolver.Run.
 	Refresh time.Duration
-	// OnChange is applied when a refresh sees a new version: "none" (default), "restart" or "signal:SIGHUP".
-	OnChange string
+	// OnChange is applied when a refresh sees a new version (zero: none).
+	OnChange onchange.Action
+}
+
+// DefaultFileMode is the mode of a secret file when the block sets none.
+const DefaultFileMode = os.FileMode(0o400)
+
+// WithDefaults fills in what the block leaves unset: Mode 0400 when there is a File.
+func (b Block) WithDefaults() Block {
+	if b.File != "" && b.Mode == 0 {
+		b.Mode = DefaultFileMode
+	}
+	return b
 }
 
 func (b Block) label() string { return fmt.Sprintf("secret %q", b.Name) }
@@ -68,115 +80,98 @@ func (b Block) sources() []string {
 	return s
 }
 
-// Validate checks the block; its errors are one line and name the block. The config package prefixes them
-// with file:line:col.
+// Validate checks the block and returns every problem, each a *field.Error naming its key; Error() of each
+// names the block. The config package puts file:line:col in front of them.
 func (b Block) Validate() error {
 	if b.Name == "" {
-		return fmt.Errorf("secret block: empty name")
+		return &field.Error{Msg: "secret block: empty name", Named: true}
 	}
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %s", b.label(), fmt.Sprintf(format, args...))
-	}
+	v := &field.Block{Name: b.label()}
 	src := b.sources()
 	switch len(src) {
 	case 0:
-		return fail("no source: set one of kms_file, secretsmanager, ssm, ssm_path, s3")
+		v.Blockf("%s: needs one source: kms_file, secretsmanager, ssm, ssm_path or s3", b.label())
 	case 1:
 	default:
-		return fail("more than one source (%s): set exactly one", strings.Join(src, ", "))
+		v.Namedf(src[1], "%s: %s and %s both set; a secret block has exactly one source", b.label(), src[0], src[1])
 	}
 	if b.Env == "" && len(b.EnvMap) == 0 && b.EnvPrefix == "" && b.File == "" {
-		return fail("no destination: set env, env_prefix or file")
+		v.Blockf("%s: needs a destination: env, env_prefix or file", b.label())
 	}
-	if (b.VersionStage != "" || b.VersionID != "") && b.SecretsManager == "" {
-		return fail("version_stage and version_id apply to secretsmanager only")
+	only := func(key string, set bool, source string, sourceSet bool) {
+		if set && !sourceSet {
+			v.Keyf(key, "%s goes only with %s", key, source)
+		}
 	}
-	if len(b.EncryptionContext) > 0 && b.KMSFile == "" {
-		return fail("encryption_context applies to kms_file only")
-	}
+	only("encryption_context", len(b.EncryptionContext) > 0, "kms_file", b.KMSFile != "")
+	only("version_stage", b.VersionStage != "", "secretsmanager", b.SecretsManager != "")
+	only("version_id", b.VersionID != "", "secretsmanager", b.SecretsManager != "")
+	only("mode", b.Mode != 0, "file", b.File != "")
 	if b.SecretsManager != "" {
 		ref, ok, err := ParseRef("secretsmanager:" + b.SecretsManager)
 		if !ok || err != nil || ref.JSONKey != "" || ref.VersionStage != "" || ref.VersionID != "" {
-			return fail("secretsmanager: want a secret name or ARN")
+			v.Valuef("secretsmanager", "secretsmanager: want a secret name or ARN")
 		}
 		if b.VersionStage != "" && !syntax().stage.MatchString(b.VersionStage) {
-			return fail("bad version_stage")
+			v.Valuef("version_stage", "bad version_stage")
 		}
 		if b.VersionID != "" && !syntax().versionID.MatchString(b.VersionID) {
-			return fail("bad version_id")
+			v.Valuef("version_id", "bad version_id")
 		}
 	}
 	if b.SSM != "" {
 		if _, _, err := ParseRef("ssm:" + b.SSM); err != nil {
-			return fail("ssm: %v", err)
+			v.Valuef("ssm", "ssm: %v", err)
 		}
 	}
 	if b.SSMPath != "" {
 		if !strings.HasPrefix(b.SSMPath, "/") || (b.SSMPath != "/" && checkSSMName(strings.TrimSuffix(b.SSMPath, "/")) != nil) {
-			return fail("ssm_path: want an absolute parameter path such as /prod/app")
+			v.Valuef("ssm_path", "ssm_path: want an absolute parameter path such as /prod/app")
 		}
 	}
 	if b.S3 != "" {
 		if _, _, err := parseS3URL(b.S3); err != nil {
-			return fail("s3: %v", err)
+			v.Valuef("s3", "s3: %q is not s3://bucket/key", b.S3)
 		}
 	}
 	if b.KMSFile != "" && !filepath.IsAbs(b.KMSFile) {
-		return fail("kms_file must be an absolute path")
+		v.Valuef("kms_file", "kms_file: %q is not an absolute path", b.KMSFile)
 	}
-	if b.Env != "" && !validEnvName(b.Env) {
-		return fail("env: bad variable name %q", b.Env)
-	}
-	for _, v := range sortedKeys(b.EnvMap) {
-		if !validEnvName(v) {
-			return fail("env: bad variable name %q", v)
+	if b.Env != "" {
+		if !validEnvName(b.Env) {
+			v.Valuef("env", "env: %q is not a valid variable name", b.Env)
 		}
-		if b.EnvMap[v] == "" {
-			return fail("env: %s maps to an empty key", v)
+		if b.SSMPath != "" {
+			v.Keyf("env", "env: ssm_path reads many parameters; use a map { VAR = \"name\" }, env_prefix or file")
+		}
+	}
+	for _, name := range sortedKeys(b.EnvMap) {
+		if !validEnvName(name) {
+			v.Keyf("env."+name, "env: %q is not a valid variable name", name)
+		}
+		if b.EnvMap[name] == "" {
+			v.Valuef("env."+name, "env: %s maps to an empty key", name)
 		}
 	}
 	if b.EnvPrefix != "" && !validEnvName(b.EnvPrefix) {
-		return fail("env_prefix: bad prefix %q", b.EnvPrefix)
+		v.Valuef("env_prefix", "env_prefix: %q is not a valid variable name prefix", b.EnvPrefix)
 	}
 	if b.File != "" && !filepath.IsAbs(b.File) {
-		return fail("file must be an absolute path")
+		v.Valuef("file", "file: %q is not an absolute path", b.File)
 	}
 	if b.Mode&^os.ModePerm != 0 {
-		return fail("mode %o: only permission bits are allowed", uint32(b.Mode))
-	}
-	if b.File == "" && (b.Mode != 0) {
-		return fail("mode applies to file only")
+		v.Valuef("mode", "mode %o: only permission bits are allowed", uint32(b.Mode))
 	}
 	if b.UID < -1 || b.GID < -1 {
-		return fail("bad uid/gid")
+		v.Valuef("user", "bad uid/gid")
 	}
 	if b.Refresh < 0 {
-		return fail("refresh must not be negative")
+		v.Valuef("refresh", "refresh must not be negative")
 	}
-	if _, err := parseOnChange(b.OnChange); err != nil {
-		return fail("%v", err)
+	if !b.OnChange.None() && b.Refresh == 0 {
+		v.Keyf("on_change", "on_change needs refresh")
 	}
-	if b.OnChange != "" && b.OnChange != "none" && b.Refresh == 0 {
-		return fail("on_change needs refresh")
-	}
-	return nil
-}
-
-// parseOnChange normalises "", "none", "restart", "signal:SIGHUP" (any name supervisor.ParseSignal accepts).
-func parseOnChange(s string) (string, error) {
-	switch {
-	case s == "" || s == "none":
-		return "none", nil
-	case s == "restart":
-		return s, nil
-	case strings.HasPrefix(s, "signal:"):
-		sig, err := supervisor.ParseSignal(strings.TrimPrefix(s, "signal:"))
-		if err != nil {
-			return "", fmt.Errorf("on_change %q: %w", s, err)
-		}
-		return "signal:" + supervisor.SignalName(sig), nil
-	}
-	return "", fmt.Errorf("on_change %q: want none, restart or signal:SIGNAME", s)
+	return v.Err()
 }
 
 func parseS3URL(u string) (bucket, key string, err error) {

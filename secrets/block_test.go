@@ -3,8 +3,11 @@ package secrets
 import (
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/onchange"
 )
 
 func TestBlockValidate(t *testing.T) {
@@ -16,7 +19,7 @@ func TestBlockValidate(t *testing.T) {
 	}{
 		{name: "valid", edit: func(*Block) {}},
 		{name: "valid file with refresh", edit: func(b *Block) {
-			b.File, b.Mode, b.Refresh, b.OnChange = "/run/s/x", 0o440, time.Minute, "signal:HUP"
+			b.File, b.Mode, b.Refresh, b.OnChange = "/run/s/x", 0o440, time.Minute, onchange.Action{Signal: syscall.SIGHUP}
 		}},
 		{name: "valid ssm_path prefix", edit: func(b *Block) { b.SecretsManager, b.SSMPath, b.Env, b.EnvPrefix = "", "/prod/app", "", "APP_" }},
 		{name: "valid s3 map", edit: func(b *Block) { b.SecretsManager, b.S3, b.EnvMap = "", "s3://b/k.env", map[string]string{"X": "Y"} }},
@@ -24,24 +27,22 @@ func TestBlockValidate(t *testing.T) {
 			b.SecretsManager, b.KMSFile, b.EncryptionContext = "", "/app/c.enc", map[string]string{"a": "b"}
 		}},
 		{name: "no name", edit: func(b *Block) { b.Name = "" }, wantErr: "empty name"},
-		{name: "no source", edit: func(b *Block) { b.SecretsManager = "" }, wantErr: `secret "db": no source`},
-		{name: "two sources", edit: func(b *Block) { b.SSM = "x" }, wantErr: "more than one source (secretsmanager, ssm)"},
-		{name: "no destination", edit: func(b *Block) { b.Env = "" }, wantErr: "no destination"},
-		{name: "stage on ssm", edit: func(b *Block) { b.SecretsManager, b.SSM, b.VersionStage = "", "x", "AWSCURRENT" }, wantErr: "secretsmanager only"},
-		{name: "context on sm", edit: func(b *Block) { b.EncryptionContext = map[string]string{"a": "b"} }, wantErr: "kms_file only"},
+		{name: "no source", edit: func(b *Block) { b.SecretsManager = "" }, wantErr: `secret "db": needs one source`},
+		{name: "two sources", edit: func(b *Block) { b.SSM = "x" }, wantErr: "secretsmanager and ssm both set"},
+		{name: "no destination", edit: func(b *Block) { b.Env = "" }, wantErr: "needs a destination"},
+		{name: "stage on ssm", edit: func(b *Block) { b.SecretsManager, b.SSM, b.VersionStage = "", "x", "AWSCURRENT" }, wantErr: "version_stage goes only with secretsmanager"},
+		{name: "context on sm", edit: func(b *Block) { b.EncryptionContext = map[string]string{"a": "b"} }, wantErr: "encryption_context goes only with kms_file"},
 		{name: "sm with key", edit: func(b *Block) { b.SecretsManager = "prod/db:password" }, wantErr: "want a secret name or ARN"},
 		{name: "bad ssm", edit: func(b *Block) { b.SecretsManager, b.SSM = "", "/a/" }, wantErr: "ssm:"},
 		{name: "relative ssm_path", edit: func(b *Block) { b.SecretsManager, b.SSMPath = "", "prod" }, wantErr: "absolute parameter path"},
 		{name: "bad s3", edit: func(b *Block) { b.SecretsManager, b.S3 = "", "https://b/k" }, wantErr: "s3://bucket/key"},
 		{name: "relative kms_file", edit: func(b *Block) { b.SecretsManager, b.KMSFile = "", "c.enc" }, wantErr: "absolute"},
-		{name: "bad env", edit: func(b *Block) { b.Env = "A=B" }, wantErr: "bad variable name"},
+		{name: "bad env", edit: func(b *Block) { b.Env = "A=B" }, wantErr: `env: "A=B" is not a valid variable name`},
 		{name: "empty map key", edit: func(b *Block) { b.EnvMap = map[string]string{"A": ""} }, wantErr: "empty key"},
 		{name: "relative file", edit: func(b *Block) { b.File = "x" }, wantErr: "absolute"},
-		{name: "mode without file", edit: func(b *Block) { b.Mode = 0o400 }, wantErr: "mode applies to file only"},
+		{name: "mode without file", edit: func(b *Block) { b.Mode = 0o400 }, wantErr: "mode goes only with file"},
 		{name: "setuid mode", edit: func(b *Block) { b.File, b.Mode = "/x", 0o4755|1<<31 }, wantErr: "only permission bits"},
-		{name: "bad on_change", edit: func(b *Block) { b.Refresh, b.OnChange = time.Minute, "reload" }, wantErr: "want none, restart or signal"},
-		{name: "bad signal", edit: func(b *Block) { b.Refresh, b.OnChange = time.Minute, "signal:NOPE" }, wantErr: "unknown signal"},
-		{name: "on_change without refresh", edit: func(b *Block) { b.OnChange = "restart" }, wantErr: "on_change needs refresh"},
+		{name: "on_change without refresh", edit: func(b *Block) { b.OnChange = onchange.Action{Restart: true} }, wantErr: "on_change needs refresh"},
 		{name: "negative refresh", edit: func(b *Block) { b.Refresh = -1 }, wantErr: "negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,15 +58,6 @@ func TestBlockValidate(t *testing.T) {
 				t.Fatalf("want a one-line error, have %q", err)
 			}
 		})
-	}
-}
-
-func TestParseOnChange(t *testing.T) {
-	for in, want := range map[string]string{"": "none", "none": "none", "restart": "restart", "signal:hup": "signal:SIGHUP", "signal:SIGUSR1": "signal:SIGUSR1"} {
-		have, err := parseOnChange(in)
-		if err != nil || have != want {
-			t.Errorf("parseOnChange(%q): want %q, have %q, %v", in, want, have, err)
-		}
 	}
 }
 

@@ -3,18 +3,19 @@ package secrets
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/berth-dev/berth/onchange"
 )
 
 // Run is the refresh actor (an oklog/run actor): every block with Refresh > 0 is re-read on its own
 // interval; when its version changed, Run rewrites the block's file, updates Env(), hands the new plaintexts
-// to Config.NewValues, then calls onChange(block, action) with action "restart" or "signal:SIGNAME" ("none"
-// is not reported). A failed refresh is logged and keeps the old value; it is retried at the next interval.
+// to Config.NewValues, then calls onChange(block, action) with the block's on_change (a "none" is not
+// reported). A failed refresh is logged and keeps the old value; it is retried at the next interval.
 // Env references are read once, at Resolve, and never refreshed. Run returns nil when ctx is done; it must
 // be called after Resolve succeeded.
-func (r *Resolver) Run(ctx context.Context, onChange func(block, action string)) error {
+func (r *Resolver) Run(ctx context.Context, onChange func(block string, action onchange.Action)) error {
 	r.mu.Lock()
 	resolved := r.state != nil
 	r.mu.Unlock()
@@ -47,7 +48,7 @@ func (r *Resolver) Run(ctx context.Context, onChange func(block, action string))
 }
 
 // refresh re-reads one block and applies a change.
-func (r *Resolver) refresh(ctx context.Context, b Block, onChange func(block, action string)) {
+func (r *Resolver) refresh(ctx context.Context, b Block, onChange func(block string, action onchange.Action)) {
 	bctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	u := blockUnit(b)
@@ -108,8 +109,7 @@ func (r *Resolver) refresh(ctx context.Context, b Block, onChange func(block, ac
 	if r.cfg.NewValues != nil {
 		r.cfg.NewValues(d.values)
 	}
-	action, _ := parseOnChange(b.OnChange)
-	if action != "none" && onChange != nil && !strings.HasPrefix(action, "none") {
-		onChange(b.Name, action)
+	if !b.OnChange.None() && onChange != nil {
+		onChange(b.Name, b.OnChange)
 	}
 }

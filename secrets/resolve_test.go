@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/onchange"
 
 	"github.com/berth-dev/berth/tests/harness"
 )
@@ -637,7 +640,7 @@ func TestRefresh(t *testing.T) {
 	var newValues []string
 	valuesSeen := make(chan struct{}, 10)
 	r := mustNew(t, Config{
-		Blocks:    []Block{{Name: "rot", SecretsManager: "rot", Env: "ROT", File: out, Refresh: 100 * time.Millisecond, OnChange: "signal:HUP", UID: -1, GID: -1}},
+		Blocks:    []Block{{Name: "rot", SecretsManager: "rot", Env: "ROT", File: out, Refresh: 100 * time.Millisecond, OnChange: onchange.Action{Signal: syscall.SIGHUP}, UID: -1, GID: -1}},
 		NewValues: func(v []string) { newValues = v; valuesSeen <- struct{}{} },
 	}, nil)
 	if err := r.Run(t.Context(), nil); err == nil {
@@ -649,7 +652,9 @@ func TestRefresh(t *testing.T) {
 	changes := make(chan [2]string, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, func(block, action string) { changes <- [2]string{block, action} }) }()
+	go func() {
+		done <- r.Run(ctx, func(block string, action onchange.Action) { changes <- [2]string{block, action.String()} })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -33,15 +33,8 @@ func cmdValidate(args []string, stdio Stdio, env LookupEnv) int {
 	if *path == "" || fs.NArg() > 0 {
 		return fail(stdio.Err, exitUsage, "usage: berth validate -config FILE")
 	}
-	file, err := loadConfigFile(*path, env)
+	_, err := loadConfigFile(*path, env) // every block checked by its own package's Validate
 	if err == nil {
-		problems := checkAssembly(file)
-		for _, p := range problems {
-			fmt.Fprintf(stdio.Err, "berth: %s\n", p)
-		}
-		if len(problems) > 0 {
-			return exitConfig
-		}
 		fmt.Fprintf(stdio.Out, "%s: ok\n", *path)
 		return 0
 	}
@@ -86,27 +79,4 @@ func cmdSecrets(args []string, stdio Stdio, _ LookupEnv) int {
 		in = stdio.In
 	}
 	return secrets.RunCLI(ctx, args, in, stdio.Out, stdio.Err)
-}
-
-// checkAssembly runs the checks that `run` applies when it builds the packages' configs (secret blocks,
-// Consul services and peers), so `validate` never says ok to a file that `run` rejects.
-func checkAssembly(file *config.File) []string {
-	var problems []string
-	f, _, err := parseRunFlags(nil, func(string) (string, bool) { return "", false }, io.Discard)
-	if err != nil {
-		return []string{err.Error()}
-	}
-	o, err := mergeOptions(f, nil, file)
-	if err != nil {
-		return []string{err.Error()}
-	}
-	for i, b := range o.secretBlocks() {
-		if err := b.Validate(); err != nil {
-			problems = append(problems, file.Secrets[i].Pos+": "+err.Error())
-		}
-	}
-	if _, _, err := o.discoveryConfig(f, ""); err != nil {
-		problems = append(problems, file.Filename+": "+err.Error())
-	}
-	return problems
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -177,13 +178,6 @@ func (o *options) specFromProcess(name string, p *config.Process, argv []string,
 	return sp
 }
 
-func hook(h *config.Hook) *supervisor.Hook {
-	if h == nil {
-		return nil
-	}
-	return &supervisor.Hook{Argv: h.Command, Timeout: h.Timeout}
-}
-
 // jobSpec converts a job block.
 func (o *options) jobSpec(j config.Job) supervisor.JobSpec {
 	return supervisor.JobSpec{
@@ -194,9 +188,9 @@ func (o *options) jobSpec(j config.Job) supervisor.JobSpec {
 		MaxRestarts: j.MaxRestarts,
 		Optional:    j.Optional,
 		After:       j.After,
-		PreStart:    hook(j.PreStart),
-		PreStop:     hook(j.PreStop),
-		PostStop:    hook(j.PostStop),
+		PreStart:    j.PreStart,
+		PreStop:     j.PreStop,
+		PostStop:    j.PostStop,
 	}
 }
 
@@ -289,30 +283,20 @@ func mapEnv(m map[string]string) []string {
 	return out
 }
 
-// secretBlocks converts the config's secret blocks; file owners default to the main command's user.
+// secretBlocks are the config's secret blocks; a file with no user of its own goes to the main command's.
 func (o *options) secretBlocks() []secrets.Block {
 	if o.file == nil {
 		return nil
 	}
-	var out []secrets.Block
-	for _, s := range o.file.Secrets {
-		b := secrets.Block{
-			Name: s.Name, KMSFile: s.KMSFile, SecretsManager: s.SecretsManager, VersionStage: s.VersionStage,
-			VersionID: s.VersionID, SSM: s.SSM, SSMPath: s.SSMPath, S3: s.S3, EncryptionContext: s.EncryptionContext,
-			Env: s.Env, EnvMap: s.EnvKeys, EnvPrefix: s.EnvPrefix, File: s.File, Mode: s.Mode,
-			UID: -1, GID: -1, Refresh: s.Refresh, OnChange: s.OnChange.String(),
+	owner := o.user
+	if o.file.Main != nil && o.file.Main.Credential != nil {
+		owner = o.file.Main.Credential
+	}
+	out := slices.Clone(o.file.Secrets)
+	for i := range out {
+		if out[i].UID == -1 && owner != nil {
+			out[i].UID, out[i].GID = int(owner.UID), int(owner.GID)
 		}
-		owner := s.Credential
-		if owner == nil {
-			owner = o.user
-			if o.file.Main != nil && o.file.Main.Credential != nil {
-				owner = o.file.Main.Credential
-			}
-		}
-		if owner != nil {
-			b.UID, b.GID = int(owner.UID), int(owner.GID)
-		}
-		out = append(out, b)
 	}
 	return out
 }
@@ -322,29 +306,12 @@ func (o *options) secretBlocks() []secrets.Block {
 func (o *options) discoveryConfig(f *runFlags, metadataURI string) (discovery.Config, bool, error) {
 	var dc discovery.Config
 	dc.MetadataURI = metadataURI
-	if o.file != nil {
+	if o.file != nil { // checked by config.Load with discovery's Validate
 		if c := o.file.Consul; c != nil {
-			dc.Consul = discovery.ConsulConfig{Address: c.Address, Token: c.Token, TokenFile: c.TokenFile,
-				Scheme: c.Scheme, CACert: c.CAFile, CAPath: c.CAPath, ClientCert: c.ClientCert,
-				ClientKey: c.ClientKey, TLSServerName: c.TLSServerName, InsecureSkipVerify: c.InsecureSkipVerify,
-				Datacenter: c.Datacenter, Required: c.Required, Timeout: c.Timeout}
+			dc.Consul = *c
 		}
-		for _, s := range o.file.Services {
-			sc := discovery.ServiceConfig{Name: s.Name, ID: s.ID, Port: s.Port, Address: s.Address, Tags: s.Tags,
-				Meta: s.Meta, DeregisterCriticalAfter: s.DeregisterCriticalAfter}
-			for _, c := range s.Checks {
-				sc.Checks = append(sc.Checks, discovery.CheckConfig{Name: c.Name, HTTP: c.HTTP, TCP: c.TCP, Exec: c.Exec,
-					Interval: c.Interval, Timeout: c.Timeout, InitialStatus: c.InitialStatus,
-					SuccessBeforePassing: c.SuccessBeforePassing, FailuresBeforeCritical: c.FailuresBeforeCritical})
-			}
-			dc.Services = append(dc.Services, sc)
-		}
-		for _, p := range o.file.Peers {
-			pass := p.PassingOnly
-			dc.Peers = append(dc.Peers, discovery.PeersConfig{Name: p.Name, Service: p.Service, Tag: p.Tag,
-				PassingOnly: &pass, IncludeSelf: p.IncludeSelf, Min: p.Min, Wait: p.Wait, Env: p.Env, File: p.File,
-				Template: p.Template, OnChange: p.OnChange.String()})
-		}
+		dc.Services = slices.Clone(o.file.Services)
+		dc.Peers = slices.Clone(o.file.Peers)
 	}
 	// zero-config flags: a bad name is a usage error (64); discovery's Validate below applies the same ValidName
 	// to config files (78)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/control"
 	"github.com/berth-dev/berth/discovery"
 	"github.com/berth-dev/berth/ecsmeta"
+	"github.com/berth-dev/berth/onchange"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
 	"github.com/berth-dev/berth/telemetry"
@@ -210,9 +210,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 		supCfg.Main = &main
 		if mp != nil {
 			supCfg.MainAfter = mp.After
-			supCfg.MainPreStart = hook(mp.PreStart)
-			supCfg.MainPreStop = hook(mp.PreStop)
-			supCfg.MainPostStop = hook(mp.PostStop)
+			supCfg.MainPreStart, supCfg.MainPreStop, supCfg.MainPostStop = mp.PreStart, mp.PreStop, mp.PostStop
 		}
 	}
 	if file != nil {
@@ -387,8 +385,8 @@ func (b *berth) addSecretValues(v []string) {
 }
 
 // onPeersChange applies a peers block's on_change to the main command.
-func (b *berth) onPeersChange(name, action string) {
-	b.log.Info("peers changed", "peers", name, "action", action)
+func (b *berth) onPeersChange(name string, action onchange.Action) {
+	b.log.Info("peers changed", "peers", name, "action", action.String())
 	for k, v := range b.disc.PeerEnv() {
 		b.sup.PutEnv(k, v)
 	}
@@ -397,8 +395,8 @@ func (b *berth) onPeersChange(name, action string) {
 
 // onSecretChange takes a refreshed secret into every unit's environment for its next start (so a later
 // crash-restart never runs with the old value), then applies the block's on_change.
-func (b *berth) onSecretChange(block, action string) {
-	b.log.Info("secret changed", "secret", block, "action", action)
+func (b *berth) onSecretChange(block string, action onchange.Action) {
+	b.log.Info("secret changed", "secret", block, "action", action.String())
 	b.setUnitEnvs(b.resolver.Env())
 	b.apply(action)
 }
@@ -420,7 +418,7 @@ func (b *berth) peerEnv() map[string]string {
 }
 
 // apply performs an on_change action on the main command (or, without one, on every job).
-func (b *berth) apply(action string) {
+func (b *berth) apply(action onchange.Action) {
 	targets := []string{supervisor.MainName}
 	if b.opts.command == nil {
 		targets = b.sup.Units()
@@ -430,19 +428,16 @@ func (b *berth) apply(action string) {
 	for _, t := range targets {
 		var err error
 		switch {
-		case action == "restart":
+		case action.Restart:
 			err = b.sup.Restart(ctx, t)
-		case strings.HasPrefix(action, "signal:"):
-			var sig syscall.Signal
-			if sig, err = supervisor.ParseSignal(strings.TrimPrefix(action, "signal:")); err == nil {
-				err = b.sup.SignalJob(ctx, t, sig)
-			}
+		case action.Signal != 0:
+			err = b.sup.SignalJob(ctx, t, action.Signal)
 		}
 		switch {
 		case errors.Is(err, supervisor.ErrStopping):
-			b.log.Debug("on_change skipped: berth is stopping", "job", t, "action", action)
+			b.log.Debug("on_change skipped: berth is stopping", "job", t, "action", action.String())
 		case err != nil:
-			b.log.Warn("on_change failed", "job", t, "action", action, "error", err)
+			b.log.Warn("on_change failed", "job", t, "action", action.String(), "error", err)
 		}
 	}
 }
