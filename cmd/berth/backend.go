@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"reflect"
+	"maps"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -101,46 +101,36 @@ func (k backend) Reload(ctx context.Context) error {
 	if err != nil {
 		return &control.RejectedError{Err: err}
 	}
-	old := b.opts.file
-	oldJobs := map[string]config.Job{}
-	for _, j := range old.Jobs {
-		oldJobs[j.Name] = j
-	}
 	select {
 	case <-b.prepared:
 	default:
 		return &control.RejectedError{Err: fmt.Errorf("berth is still starting; reload once it runs")}
 	}
+	old := b.opts.file
+	changed, removed := supervisor.Diff(b.opts.fileJobSpecs(old.Jobs), b.opts.fileJobSpecs(nf.Jobs))
 	// A changed job gets the resolved shared environment, peers, and its env block: the resolved values of
 	// the running configuration when the block is unchanged; plain values otherwise. Secret references are
 	// resolved at start only, so a changed env block with a new reference is rejected.
-	shared, perUnit := splitEnv(b.resolver.Env(), append(b.sup.Units(), jobNames(nf.Jobs)...))
-	var changed []supervisor.JobSpec
-	seen := map[string]bool{}
+	oldEnv := map[string]map[string]string{}
+	for _, j := range old.Jobs {
+		oldEnv[j.Name] = j.Env
+	}
+	newEnv := map[string]map[string]string{}
 	for _, j := range nf.Jobs {
-		seen[j.Name] = true
-		o, existed := oldJobs[j.Name]
-		if existed && o.Equal(j) {
-			continue
-		}
-		own := perUnit[j.Name]
-		if !existed || !reflect.DeepEqual(o.Env, j.Env) {
-			for k, v := range j.Env {
+		newEnv[j.Name] = j.Env
+	}
+	shared, perUnit := splitEnv(b.resolver.Env(), append(b.sup.Units(), jobNames(nf.Jobs)...))
+	for i, spec := range changed {
+		own := perUnit[spec.Name]
+		if prev, existed := oldEnv[spec.Name]; !existed || !maps.Equal(prev, newEnv[spec.Name]) {
+			for k, v := range newEnv[spec.Name] {
 				if _, isRef, _ := secrets.ParseRef(v); isRef || embedsSecret(v) {
-					return &control.RejectedError{Err: fmt.Errorf("job %s: env %s holds a secret reference, which is resolved at start only: restart berth to apply it", j.Name, k)}
+					return &control.RejectedError{Err: fmt.Errorf("job %s: env %s holds a secret reference, which is resolved at start only: restart berth to apply it", spec.Name, k)}
 				}
 			}
-			own = mapEnv(j.Env)
+			own = mapEnv(newEnv[spec.Name])
 		}
-		spec := b.opts.jobSpec(j)
-		spec.Env = mergeEnv(shared, own, mapEnv(b.peerEnv()))
-		changed = append(changed, spec)
-	}
-	var removed []string
-	for name := range oldJobs {
-		if !seen[name] {
-			removed = append(removed, name)
-		}
+		changed[i].Env = mergeEnv(shared, own, mapEnv(b.peerEnv()))
 	}
 	if (old.Main == nil) != (nf.Main == nil) || (old.Main != nil && !old.Main.Equal(*nf.Main)) {
 		b.log.Warn("reload: the main block changed; restart berth to apply it")

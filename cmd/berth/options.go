@@ -194,6 +194,18 @@ func (o *options) jobSpec(j config.Job) supervisor.JobSpec {
 	}
 }
 
+// fileJobSpecs are the job blocks as the supervisor takes them, with each env block as written (secret
+// references unresolved): what a reload compares (supervisor.Diff).
+func (o *options) fileJobSpecs(jobs []config.Job) []supervisor.JobSpec {
+	out := make([]supervisor.JobSpec, 0, len(jobs))
+	for _, j := range jobs {
+		spec := o.jobSpec(j)
+		spec.Env = mapEnv(j.Env)
+		out = append(out, spec)
+	}
+	return out
+}
+
 // envSep separates a unit name from a variable name in the combined list given to the secrets resolver
 // ("main:DATABASE_URL"), so that every unit's env block is resolved in one pass and each distinct secret is
 // fetched once. Messages about such a variable then read "main:DATABASE_URL". Only names of known units are
