@@ -99,3 +99,28 @@ func atoiFile(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestFaultSubreaperGrandchild: as a subreaper (not PID 1), once the main command exited berth terminates
+// leftovers until none is left within kill_grace: a TERM-ignoring shell is SIGKILLed, and the TERM-ignoring
+// child it leaves behind, re-parented to berth by that kill, is killed too instead of outliving berth.
+func TestFaultSubreaperGrandchild(t *testing.T) {
+	dir := t.TempDir()
+	gc := filepath.Join(dir, "grandchild.pid")
+	script := `sh -c 'trap "" TERM; sh -c "trap \"\" TERM; echo \$\$ > ` + gc + `; exec sleep 300" & sleep 300' & ` +
+		`until [ -s ` + gc + ` ]; do sleep 0.01; done; exit 0`
+	harness.Berth(t) // built before the clock starts
+	start := time.Now()
+	b := harness.RunBerth(t, harness.BerthOpts{Args: []string{"-control-socket", "off", "-kill-grace", "1s", "--", "sh", "-c", script}})
+	if have := b.Wait(20 * time.Second); have != 0 {
+		t.Fatalf("want the main command's 0, have %d\n%s", have, b.Stderr.String())
+	}
+	took := time.Since(start)
+	pid := atoiFile(t, harness.WaitFile(t, gc, "\n", time.Second))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+		t.Fatalf("the TERM-ignoring grandchild (pid %d) outlived berth: %s", pid, st)
+	}
+	harness.RecordFault(t, harness.Fault{Name: "subreaper: TERM-ignoring shell and its TERM-ignoring child left after main exits",
+		Expected: "both killed within kill_grace (1s) + the SIGKILL round, none outlives berth",
+		Observed: "shell and re-parented grandchild killed, berth exited 0", Figure: "berth start → exit " + took.Round(time.Millisecond).String()})
+}
