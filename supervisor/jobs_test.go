@@ -290,3 +290,19 @@ func TestRelativeCommandResolvedInDir(t *testing.T) {
 		t.Fatalf("want 5 from ./run.sh in dir, have %d", s.ExitCode())
 	}
 }
+
+// TestSidecarDrainDelay: a resident sidecar (no main command) waits drain_delay after draining, before it
+// exits: on ECS the app is stopped only after the sidecar that deregistered it has exited, so this delay is
+// the app's drain window.
+func TestSidecarDrainDelay(t *testing.T) {
+	drained := make(chan time.Time, 1)
+	_, sigc, wait := runSup(t, Config{Resident: true, DrainDelay: 500 * time.Millisecond,
+		Drain: []func(context.Context){func(context.Context) { drained <- time.Now() }}})
+	sigc <- syscall.SIGTERM
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(<-drained); d < 500*time.Millisecond {
+		t.Fatalf("berth exited %s after draining, want the 500ms drain_delay first", d)
+	}
+}

@@ -50,9 +50,11 @@ func NewReaper(log hclog.Logger) (*Reaper, error) {
 		return nil, errors.New("supervisor: a Reaper is already running in this process (one wait4 owner)")
 	}
 	if os.Getpid() != 1 {
+		// Without it (qemu-user, old kernels) berth still supervises its own children; orphans of theirs go to
+		// the namespace's init instead. tini warns and carries on too.
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-			reaperLive.Store(false)
-			return nil, &os.SyscallError{Syscall: "prctl(PR_SET_CHILD_SUBREAPER)", Err: err}
+			log.Warn("cannot become a child subreaper: orphans of the main command will not be reaped by berth",
+				"error", err)
 		}
 	}
 	r := &Reaper{

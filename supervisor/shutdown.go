@@ -72,10 +72,16 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 		s.setCode(128 + int(sig)) // stopped before the main command started (a pre_start hook, an `after` wait)
 	}
 	// 2. drain_delay, skipped when the main command is already gone (nothing left to drain for).
-	if s.cfg.DrainDelay > 0 && main != nil {
+	// In sidecar mode (no main command) the delay is the app's drain window: ECS stops the app only after the
+	// resident sidecar that deregistered it has exited.
+	if s.cfg.DrainDelay > 0 && (main != nil || s.cfg.Main == nil) {
+		var gone <-chan struct{} // nil in sidecar mode: the whole delay
+		if main != nil {
+			gone = main.Done()
+		}
 		select {
 		case <-time.After(s.cfg.DrainDelay):
-		case <-main.Done():
+		case <-gone:
 		}
 	}
 	// 3. pre_stop hooks, with the main command's identity.
