@@ -103,7 +103,7 @@ func TestContainerEntrypoint(t *testing.T) {
 }
 
 // The ECS sidecar pattern of examples/ecs/task-definition-sidecar.json: a berth container with no main
-// command resolves a secret into a shared volume and exits 0 (dependsOn: COMPLETE), then the application
+// command resolves a secret into a shared volume and exits 0 (ECS dependsOn: SUCCESS), then the application
 // container reads the file.
 func TestContainerSidecarSharedVolume(t *testing.T) {
 	img := buildExampleImage(t)
@@ -124,7 +124,7 @@ func TestContainerSidecarSharedVolume(t *testing.T) {
 	args = append(append(args, ulimits...), img, "run", "-control-socket", "off", "-config", "/etc/berth/sidecar.hcl")
 	out, code := podman(t, args...)
 	if code != 0 {
-		t.Fatalf("sidecar: want exit 0 (ECS dependsOn COMPLETE), have %d:\n%s", code, out)
+		t.Fatalf("sidecar: want exit 0 (ECS dependsOn SUCCESS), have %d:\n%s", code, out)
 	}
 	if strings.Contains(out, "sidecar-delivered-value") {
 		t.Fatal("the secret value appeared in the sidecar's output")
