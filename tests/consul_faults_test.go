@@ -457,3 +457,38 @@ service "web" {
 		Figure: fmt.Sprintf("exit %d / %d, 0 ghosts logged as deregistered", flagCode, valCode),
 	})
 }
+
+// Consul answering 500 to everything, then 2 s late to everything: the application keeps running, berth keeps
+// its registration and, once Consul answers normally again, the TTL check is passing within an interval.
+func TestFaultConsul500ThenSlow(t *testing.T) {
+	c := harness.StartConsul(t)
+	proxy := harness.StartConsulProxy(t, c.Addr)
+	const interval = time.Second
+	b, name, _ := zeroConfigService(t, c, proxy.Addr(), interval)
+	began := time.Now()
+	proxy.SetInject(func(*http.Request) (int, string) { return 500, "injected 500" })
+	harness.Eventually(t, 10*time.Second, "berth logs the failed TTL updates", func() bool {
+		return strings.Contains(b.Stderr.String(), "consul TTL update failed")
+	})
+	// no update gets through: the TTL (3 × interval) runs out and Consul itself marks the check critical
+	waitConsul(t, c.Addr, name, 15*time.Second, "critical once the TTL ran out", oneWithStatus("critical"), b)
+	failing := proxy.Requests("/v1/agent/check/update", began)
+	proxy.SetInject(func(*http.Request) (int, string) { time.Sleep(2 * time.Second); return 0, "" })
+	slow := time.Now()
+	waitConsul(t, c.Addr, name, 15*time.Second, "passing again while Consul answers 2 s late", oneWithStatus("passing"), b)
+	proxy.SetInject(nil)
+	select {
+	case <-b.Done():
+		t.Fatalf("berth exited while Consul failed:\n%s", b.Stderr.String())
+	default:
+	}
+	updates, _ := proxy.Count("/v1/agent/check/update", slow)
+	if updates == 0 {
+		t.Fatalf("no TTL update reached Consul while it was slow")
+	}
+	harness.RecordFault(t, harness.Fault{Name: "Consul answers 500 to everything, then 2 s late",
+		Expected: "the application keeps running; TTL updates retried every interval; passing again once Consul answers",
+		Observed: fmt.Sprintf("%d TTL updates answered 500 and retried, app kept running; %d updates through the slow Consul, check passing",
+			len(failing), updates),
+		Figure: fmt.Sprintf("passing %s after Consul turned slow (2 s per answer)", secs(time.Since(slow)))})
+}

@@ -12,9 +12,9 @@ import (
 	"github.com/berth-dev/berth/tests/harness"
 )
 
-// TestSigtermDuringPreStartHook: the loop never waits on a hook. A SIGTERM while the main command's 10-minute
+// TestFaultSigtermDuringPreStartHook: the loop never waits on a hook. A SIGTERM while the main command's 10-minute
 // pre_start hook runs ends berth at once with 143, the hook's process killed and the main command never run.
-func TestSigtermDuringPreStartHook(t *testing.T) {
+func TestFaultSigtermDuringPreStartHook(t *testing.T) {
 	app := harness.TestApp(t)
 	dir := t.TempDir()
 	hookPid := filepath.Join(dir, "hook.pid")
@@ -51,10 +51,10 @@ main {
 		Observed: "exit 143, hook killed, main not run", Figure: "SIGTERM → exit " + took.Round(time.Millisecond).String()})
 }
 
-// TestSigtermDuringReloadStop: a reload stops a changed job that ignores its stop signal (stop_timeout 8s).
+// TestFaultSigtermDuringReloadStop: a reload stops a changed job that ignores its stop signal (stop_timeout 8s).
 // The stop runs beside the loop, so a SIGTERM meanwhile reaches the main command at once instead of after
 // the job's stop_timeout.
-func TestSigtermDuringReloadStop(t *testing.T) {
+func TestFaultSigtermDuringReloadStop(t *testing.T) {
 	app := harness.TestApp(t)
 	dir := t.TempDir()
 	mainLog := filepath.Join(dir, "main")
