@@ -46,8 +46,11 @@ $(TOOLS)/nats-server: tools/go.mod tools/go.sum
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# vet on Linux, and on macOS too: the module builds there (gopls, go vet), though `berth run` supervises on
+# Linux only.
 vet:
 	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
 
 # The README's test command. Unit tests, and e2e tests that drive the real binary against real Consul,
 # moto_server, nats-server and PID namespaces.

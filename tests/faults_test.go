@@ -1,3 +1,5 @@
+//go:build linux
+
 package tests
 
 // Fault scenarios that held when issue 10's fault suite ran against berth, kept as end-to-end tests through

@@ -1,3 +1,5 @@
+//go:build linux
+
 package tests
 
 // The scenarios of the peers' own test suites — tini's test/ (exit codes, signals, pgroup, reaping, sigconf)
