@@ -114,12 +114,13 @@
 //	  version_id    = "..."                  (secretsmanager only)
 //	ssm            = "/prod/app/key"         one parameter, decrypted
 //	ssm_path       = "/prod/app/"            every parameter under the path, recursively
-//	s3             = "s3://bucket/app.env"   a dotenv file
+//	s3             = "s3://bucket/app.env"   an env file, read as docker --env-file and ECS environmentFiles
+//	  format        = "env-file" (default) | "dotenv"   (s3 only; dotenv: quotes, escapes, inline # comments)
 //
 // At least one destination:
 //
 //	env        = "VAR"                        the whole value (not with ssm_path)
-//	env        = { DB_USER = "username" }     VAR = JSON key (dotenv key for s3, parameter name for ssm_path)
+//	env        = { DB_USER = "username" }     VAR = JSON key (env file key for s3, parameter name for ssm_path)
 //	env_prefix = "APP_"                       every key / parameter, prefixed
 //	file       = "/run/secrets/config.json"   absolute path, written atomically (exit 73 if it cannot be)
 //	mode       = "0400"                       (file only; default "0400"; Mode is 0 without file)

@@ -29,8 +29,11 @@ type Block struct {
 	SSM string
 	// SSMPath is a path whose parameters are all read, recursively and decrypted.
 	SSMPath string
-	// S3 is an `s3://bucket/key` dotenv file (SSE-KMS is transparent to the reader).
+	// S3 is an `s3://bucket/key` env file (SSE-KMS is transparent to the reader).
 	S3 string
+	// Format is how an S3 object is read: FormatEnvFile (default: docker's --env-file, as ECS
+	// environmentFiles) or FormatDotenv (quotes, escapes, inline comments).
+	Format string
 	// EncryptionContext is the KMS encryption context for KMSFile. For an envelope file, empty means "the
 	// context recorded in the file"; set it to insist on a context.
 	EncryptionContext map[string]string
@@ -107,6 +110,10 @@ func (b Block) Validate() error {
 	only("version_stage", b.VersionStage != "", "secretsmanager", b.SecretsManager != "")
 	only("version_id", b.VersionID != "", "secretsmanager", b.SecretsManager != "")
 	only("mode", b.Mode != 0, "file", b.File != "")
+	only("format", b.Format != "", "s3", b.S3 != "")
+	if b.Format != "" && b.Format != FormatEnvFile && b.Format != FormatDotenv {
+		v.Valuef("format", "format: %q is not one of %q, %q", b.Format, FormatEnvFile, FormatDotenv)
+	}
 	if b.SecretsManager != "" {
 		ref, ok, err := ParseRef("secretsmanager:" + b.SecretsManager)
 		if !ok || err != nil || ref.JSONKey != "" || ref.VersionStage != "" || ref.VersionID != "" {

@@ -83,7 +83,15 @@
 // rewrites the file, updates Resolver.Env, passes the new plaintexts to Config.NewValues, and calls
 // onChange(block, "restart" | "signal:SIGNAME"). References in environment variables are read once.
 //
-// # Dotenv dialect (s3 sources)
+// # Env files (s3 sources)
+//
+// By default (format = "env-file") an S3 object is read as docker's --env-file, which is what ECS does with
+// environmentFiles: one VAR=VALUE per line, the value everything after the first '=' taken literally (quotes,
+// '#' and trailing spaces are part of it), leading white space ignored, lines whose first other character is
+// '#' comments, blank lines skipped, lines without '=' skipped, CRLF and a BOM accepted. A password holding
+// " #" arrives whole. The dotenv dialect below is used only with format = "dotenv".
+//
+// # Dotenv dialect (s3 sources with format = "dotenv")
 //
 // UTF-8 text, LF or CRLF line ends, an optional BOM. Blank lines and lines starting with '#' (after
 // whitespace) are ignored. An entry is `[export ]KEY=VALUE` with KEY matching [A-Za-z_][A-Za-z0-9_.-]* and

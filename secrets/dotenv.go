@@ -5,7 +5,44 @@ import (
 	"strings"
 )
 
-// DotenvEntry is one KEY=VALUE of a dotenv file, in file order.
+// Formats of an S3 env file (Block.Format).
+const (
+	FormatEnvFile = "env-file" // docker --env-file, as ECS environmentFiles: the default
+	FormatDotenv  = "dotenv"   // the dotenv dialect below, only when asked for by name
+)
+
+// ParseEnvFile reads docker's --env-file format, which ECS uses for environmentFiles: one VAR=VALUE per line,
+// the value everything after the first '=' taken literally (quotes, '#', trailing spaces and all), leading
+// white space of a line ignored, a line whose first other character is '#' a comment, blank lines skipped. A
+// line without '=' takes its value from the environment in docker; berth, reading a secret, skips it. Errors
+// name the line number only, never its content.
+func ParseEnvFile(data []byte) ([]DotenvEntry, error) {
+	s := strings.TrimPrefix(string(data), "\uFEFF")
+	var out []DotenvEntry
+	for n := 1; len(s) > 0; n++ {
+		var line string
+		line, s = cutLine(s)
+		line = strings.TrimSuffix(line, "\r")
+		line = strings.TrimLeft(line, " \t\v\f")
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		if key == "" {
+			return nil, fmt.Errorf("env file line %d: no variable name before '='", n)
+		}
+		if strings.ContainsAny(key, " \t\v\f") {
+			return nil, fmt.Errorf("env file line %d: the variable name contains white space", n)
+		}
+		out = append(out, DotenvEntry{Key: key, Value: value})
+	}
+	return out, nil
+}
+
+// DotenvEntry is one KEY=VALUE of an env or dotenv file, in file order.
 type DotenvEntry struct {
 	Key, Value string
 }

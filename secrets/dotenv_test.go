@@ -96,3 +96,27 @@ func FuzzParseDotenv(f *testing.F) {
 		}
 	})
 }
+
+// TestParseEnvFile: docker's --env-file, as ECS reads environmentFiles. A value is everything after the first
+// '=', literally; only a line that starts with '#' (after white space) is a comment.
+func TestParseEnvFile(t *testing.T) {
+	in := "\uFEFF# comment\r\n   # indented comment\n\nPASSWORD=pa ss #not-a-comment \"q\" \r\n  LEAD=x\nURL=a=b=c\nEMPTY=\nNOEQ\nQ='kept'\n"
+	have, err := ParseEnvFile([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DotenvEntry{{"PASSWORD", "pa ss #not-a-comment \"q\" "}, {"LEAD", "x"}, {"URL", "a=b=c"}, {"EMPTY", ""}, {"Q", "'kept'"}}
+	if len(have) != len(want) {
+		t.Fatalf("have %q, want %q", have, want)
+	}
+	for i := range want {
+		if have[i] != want[i] {
+			t.Errorf("entry %d: have %q, want %q", i, have[i], want[i])
+		}
+	}
+	for _, bad := range []string{"=novar\n", "export X=1\n", "A B=1\n"} {
+		if _, err := ParseEnvFile([]byte(bad)); err == nil || strings.Contains(err.Error(), "1\n") {
+			t.Errorf("ParseEnvFile(%q): want an error naming the line only, have %v", bad, err)
+		}
+	}
+}

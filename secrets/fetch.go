@@ -47,6 +47,7 @@ type unit struct {
 	path    string            // unitSSMPath (parameter path), unitKMSFile (file)
 	bucket  string            // unitS3
 	object  string            // unitS3
+	format  string            // unitS3: FormatEnvFile or FormatDotenv
 	encCtx  map[string]string // unitKMSFile; nil = recorded in the envelope
 	region  string            // per-call region override ("" = configured region)
 	display string            // the reference as messages show it
@@ -58,7 +59,7 @@ type unit struct {
 type item struct {
 	raw     []byte
 	keys    map[string]string // ssm_path: relative name -> value
-	dotenv  bool              // raw is a dotenv file (s3)
+	format  string            // raw is an env file (s3): FormatEnvFile or FormatDotenv
 	version string            // version id / number / ETag / digest, shown in status
 }
 
@@ -118,7 +119,12 @@ func blockUnit(b Block) *unit {
 		return &unit{kind: unitSSMPath, key: "ssmpath\x00" + b.SSMPath, path: b.SSMPath, display: "ssm_path " + b.SSMPath, user: user}
 	case b.S3 != "":
 		bucket, object, _ := parseS3URL(b.S3)
-		return &unit{kind: unitS3, key: "s3\x00" + b.S3, bucket: bucket, object: object, display: b.S3, user: user}
+		format := b.Format
+		if format == "" {
+			format = FormatEnvFile
+		}
+		return &unit{kind: unitS3, key: "s3\x00" + format + "\x00" + b.S3, bucket: bucket, object: object, format: format,
+			display: b.S3, user: user}
 	default:
 		ctxJSON, _ := json.Marshal(b.EncryptionContext) // sorted keys: a stable key
 		return &unit{kind: unitKMSFile, key: "kmsfile\x00" + b.KMSFile + "\x00" + string(ctxJSON), path: b.KMSFile,
@@ -294,7 +300,7 @@ func (f *fetcher) fetch(ctx context.Context, u *unit) (*item, error) {
 		if v == "" {
 			v = strings.Trim(deref(out.ETag), `"`)
 		}
-		return &item{raw: raw, dotenv: true, version: v}, nil
+		return &item{raw: raw, format: u.format, version: v}, nil
 	case unitKMSRef:
 		out, err := f.c.kms.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: u.ref.Ciphertext})
 		if err != nil {
@@ -443,8 +449,12 @@ func (it *item) keysOf() (map[string]string, error) {
 	switch {
 	case it.keys != nil:
 		return it.keys, nil
-	case it.dotenv:
-		entries, err := ParseDotenv(it.raw)
+	case it.format != "":
+		parse := ParseEnvFile
+		if it.format == FormatDotenv {
+			parse = ParseDotenv
+		}
+		entries, err := parse(it.raw)
 		if err != nil {
 			return nil, err
 		}

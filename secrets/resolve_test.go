@@ -187,7 +187,7 @@ func TestResolveBlocks(t *testing.T) {
 		{Name: "db", SecretsManager: "prod/db", EnvMap: map[string]string{"DB_USER": "username", "DB_PASSWORD": "password"}, UID: -1, GID: -1},
 		{Name: "dbprefix", SecretsManager: "prod/db", EnvPrefix: "DBX_", UID: -1, GID: -1},
 		{Name: "single", SSM: "/single/param", Env: "SINGLE", File: filepath.Join(dir, "single"), Mode: 0o440, UID: os.Getuid(), GID: os.Getgid()},
-		{Name: "s3", S3: "s3://cfg/prod/app.env", EnvPrefix: "CFG_", EnvMap: map[string]string{"PASS": "S3_PASS"}, File: filepath.Join(dir, "app.env"), UID: -1, GID: -1},
+		{Name: "s3", S3: "s3://cfg/prod/app.env", Format: FormatDotenv, EnvPrefix: "CFG_", EnvMap: map[string]string{"PASS": "S3_PASS"}, File: filepath.Join(dir, "app.env"), UID: -1, GID: -1},
 	}
 	r := mustNew(t, Config{Blocks: blocks}, nil)
 	res, err := r.Resolve(ctx, []string{"DB_USER=overridden", "KEEP=1"})

@@ -417,12 +417,12 @@ func deliver(b Block, u *unit) (*delivery, error) {
 		d.env = append(d.env, b.Env+"="+string(u.item.raw))
 	}
 	var keys map[string]string
-	if len(b.EnvMap) > 0 || b.EnvPrefix != "" || u.item.keys != nil || u.item.dotenv {
+	if len(b.EnvMap) > 0 || b.EnvPrefix != "" || u.item.keys != nil || u.item.format != "" {
 		var err error
 		keys, err = u.item.keysOf()
 		if err != nil && (len(b.EnvMap) > 0 || b.EnvPrefix != "") {
 			code := ExitUnavailable
-			if u.item.dotenv {
+			if u.item.format != "" {
 				code = ExitConfig
 			}
 			return nil, u.fail(code, err)

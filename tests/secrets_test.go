@@ -401,6 +401,12 @@ func TestSecretsConfigBlocks(t *testing.T) {
 		Body: strings.NewReader(dotenv), ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: &s3Key}); err != nil {
 		t.Fatal(err)
 	}
+	// the default format: docker --env-file, as ECS environmentFiles (values literal, only whole-line comments)
+	envFile := "# ecs env file\r\n  PASSWORD=pa ss #not-a-comment \"q\" \r\nURL=postgres://a:b@h/db?x=1\nEMPTY=\nNO_EQUALS_SIGN\n"
+	if _, err := a.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("berth-config"), Key: aws.String("prod/ecs.env"),
+		Body: strings.NewReader(envFile), ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: &s3Key}); err != nil {
+		t.Fatal(err)
+	}
 	head, err := a.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("berth-config"), Key: aws.String("prod/app.env")})
 	if err != nil || head.ServerSideEncryption != s3types.ServerSideEncryptionAwsKms {
 		t.Fatalf("want the dotenv object stored with SSE-KMS, have %v (%v)", head, err)
@@ -432,11 +438,14 @@ func TestSecretsConfigBlocks(t *testing.T) {
 		"DOT_PLAIN":    "plain value with spaces",
 		"DOT_SINGLE":   "literal $HOME \\n",
 		"S3_TOKEN":     "tok \"quoted\" = v",
+		"ENV_PASSWORD": "pa ss #not-a-comment \"q\" ",
+		"ENV_URL":      "postgres://a:b@h/db?x=1",
+		"ENV_EMPTY":    "",
 	}
 	for k, v := range wantPath {
 		want[k] = v
 	}
-	names := []string{"APP_OTHER_OUTSIDE", "APP_OUTSIDE"}
+	names := []string{"APP_OTHER_OUTSIDE", "APP_OUTSIDE", "ENV_NO_EQUALS_SIGN"}
 	for k := range want {
 		names = append(names, k)
 	}
@@ -463,8 +472,14 @@ secret "params" {
 
 secret "dotenv" {
   s3         = "s3://berth-config/prod/app.env"
+  format     = "dotenv"
   env_prefix = "DOT_"
   env        = { S3_TOKEN = "TOKEN" }
+}
+
+secret "envfile" {
+  s3         = "s3://berth-config/prod/ecs.env"
+  env_prefix = "ENV_"
 }
 
 secret "baked" {
@@ -482,7 +497,7 @@ secret "baked" {
 	}
 	have := secChildEnv(t, out)
 	secCompare(t, have, want)
-	for _, k := range []string{"APP_OTHER_OUTSIDE", "APP_OUTSIDE"} {
+	for _, k := range []string{"APP_OTHER_OUTSIDE", "APP_OUTSIDE", "ENV_NO_EQUALS_SIGN"} {
 		if _, ok := have[k]; ok {
 			t.Errorf("%s is set: a parameter outside ssm_path leaked in", k)
 		}
