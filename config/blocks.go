@@ -476,7 +476,7 @@ func (d *decoder) peers(b *hcl.Block) discovery.PeersConfig {
 func (d *decoder) consul(b *hcl.Block) *discovery.ConsulConfig {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("address", "token", "token_file", "scheme",
 		"ca_file", "ca_path", "client_cert", "client_key", "tls_server_name", "insecure_skip_verify",
-		"datacenter", "required", "timeout")})
+		"datacenter", "required", "timeout", "mode", "node", "session_ttl")})
 	a := c.Attributes
 	defer d.discoveryDecoded(len(d.diags))
 	d.block("consul", b, a)
@@ -495,6 +495,11 @@ func (d *decoder) consul(b *hcl.Block) *discovery.ConsulConfig {
 	cs.Required, _ = d.boolean(a, "required")
 	if t, ok := d.positive(a, "timeout"); ok {
 		cs.Timeout = t
+	}
+	cs.Mode, _ = d.str(a, "mode")
+	cs.Node = d.nonEmpty(a, "node")
+	if t, ok := d.positive(a, "session_ttl"); ok {
+		cs.SessionTTL = t
 	}
 	cs = cs.WithDefaults()
 	return &cs

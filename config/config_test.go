@@ -234,6 +234,8 @@ func TestBadConfigs(t *testing.T) {
 		{name: "bad prometheus address", src: "telemetry {\n  prometheus = \"9102\"\n}\n", want: `2:16: prometheus: "9102" is not a listen address`},
 		{name: "bad logs format", src: "logs {\n  format = \"xml\"\n}\n", want: `2:12: format: "xml" is not one of`},
 		{name: "bad consul scheme", src: "consul {\n  scheme = \"ftp\"\n}\n", want: `2:12: scheme: "ftp" is not one of`},
+		{name: "bad consul mode", src: "consul {\n  mode = \"auto\"\n}\n", want: `2:10: mode: "auto" is not one of`},
+		{name: "short session_ttl", src: "consul {\n  mode = \"catalog\"\n  session_ttl = \"5s\"\n}\n", want: `3:17: session_ttl 5s is outside`},
 		{name: "secrets concurrency", src: "secrets {\n  concurrency = 0\n}\n", want: "2:17: concurrency must be a whole number from 1 to 1000"},
 		{name: "extraneous label", src: "main \"x\" {\n}\n", want: "1:6: Extraneous label for main"},
 		{name: "missing label", src: "job {\n  command = [\"a\"]\n}\n", want: "1:5: Missing name for job"},
@@ -509,7 +511,7 @@ secret "paths" {
 	if want, have := (onchange.Action{Signal: syscall.SIGHUP}), f.Peers[0].OnChange; want != have {
 		t.Errorf("on_change: want %+v, have %+v", want, have)
 	}
-	if want, have := (discovery.ConsulConfig{Required: true, Timeout: 30 * time.Second}), *f.Consul; !cmp.Equal(want, have, cmpopts.IgnoreFields(discovery.ConsulConfig{}, "WrapTransport")) {
+	if want, have := (discovery.ConsulConfig{Required: true, Timeout: 30 * time.Second, Mode: discovery.ModeAgent}), *f.Consul; !cmp.Equal(want, have, cmpopts.IgnoreFields(discovery.ConsulConfig{}, "WrapTransport")) {
 		t.Errorf("consul: want %+v, have %+v", want, have)
 	}
 	if want, have := "x.hcl:34:1", f.Positions["consul"]; want != have {

@@ -194,6 +194,10 @@
 //	  datacenter = "dc1"
 //	  required   = false     when true, start fails (exit 69) if Consul does not answer within timeout
 //	  timeout    = "30s"     (default 30s)
+//	  mode       = "agent" (default) | "catalog"   catalog: agentless, the task is a catalog node (-consul-mode)
+//	  node       = "..."     catalog node name (default: the ECS task id, else the hostname)
+//	  session_ttl = "15s"    catalog mode's liveness session (10s..24h); a SIGKILLed task is reaped about
+//	                         2×session_ttl after its last renewal by another instance of the service
 //	}
 //
 // # telemetry and logs (at most one each)

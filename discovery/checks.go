@@ -43,7 +43,8 @@ type check struct {
 	status, output      string
 	updated             time.Time
 	successes, failures int
-	reportFailing       bool // the last TTL update failed (log once per outage, not every interval)
+	reportFailing       bool   // the last TTL update failed (log once per outage, not every interval)
+	sent                string // catalog mode: the status last written to the catalog
 }
 
 func newChecks(s *service, cfgs []CheckConfig) []*check {
@@ -176,6 +177,10 @@ func (a *Agent) state(c *check) CheckState {
 // report sends c's state to its Consul TTL check, unless the service is not registered (the registration
 // carries the status) or shutdown has begun.
 func (a *Agent) report(ctx context.Context, c *check) {
+	if a.cat != nil {
+		a.catalogReport(ctx, c)
+		return
+	}
 	a.mu.Lock()
 	skip := a.draining || !c.svc.registered
 	status, output := c.status, c.output

@@ -29,6 +29,9 @@ const (
 	DefaultRetryMin                = 500 * time.Millisecond
 	DefaultRetryMax                = 5 * time.Second
 	DefaultBlockingWait            = 5 * time.Minute
+	// DefaultSessionTTL is the TTL of catalog mode's session (Consul's minimum is 10s; it invalidates a
+	// session 2×TTL after its last renewal).
+	DefaultSessionTTL = 15 * time.Second
 	// AddressAuto asks berth to find the task's address (ECS metadata, interface, hostname).
 	AddressAuto = "auto"
 )
@@ -53,6 +56,14 @@ type Config struct {
 	// with each check's initial status when Run starts. It feeds metrics and `after` ordering.
 	OnCheck func(CheckState)
 }
+
+// Consul modes (ConsulConfig.Mode).
+const (
+	// ModeAgent registers with the local Consul agent (/v1/agent/service/register, TTL checks).
+	ModeAgent = "agent"
+	// ModeCatalog registers the task as a catalog node with the servers, agentless (catalog.go).
+	ModeCatalog = "catalog"
+)
 
 // ConsulConfig is the `consul {}` block. Empty fields fall back to api.DefaultConfig(), which reads
 // CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN(_FILE), CONSUL_HTTP_SSL, CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT,
@@ -97,6 +108,13 @@ type ConsulConfig struct {
 	// BlockingWait is the wait time of each peers blocking query (default 5m; Consul caps it at 10m). The
 	// query's deadline is BlockingWait + BlockingWait/16 (Consul's jitter) + RequestTimeout.
 	BlockingWait time.Duration
+	// Mode is ModeAgent (default, "" means it) or ModeCatalog (`mode`, -consul-mode, BERTH_CONSUL_MODE).
+	Mode string
+	// Node is catalog mode's node name ("" = the ECS task id, else the hostname).
+	Node string
+	// SessionTTL is the TTL of catalog mode's liveness session (default 15s, 10s..24h). A SIGKILLed task's
+	// entries are reaped about 2×SessionTTL after its last renewal, while another instance of the service runs.
+	SessionTTL time.Duration
 	// WrapTransport, when set, wraps the HTTP transport of the Consul client (tests count requests with it).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
@@ -184,6 +202,9 @@ func (c ConsulConfig) WithDefaults() ConsulConfig {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultConsulTimeout
 	}
+	if c.Mode == "" {
+		c.Mode = ModeAgent
+	}
 	return c
 }
 
@@ -270,6 +291,19 @@ func (c ConsulConfig) validate() error {
 	}
 	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
 		v.Valuef("scheme", "scheme: %q is not one of %q", c.Scheme, []string{"http", "https"})
+	}
+	switch c.Mode {
+	case "", ModeAgent, ModeCatalog:
+	default:
+		v.Valuef("mode", "mode: %q is not one of %q", c.Mode, []string{ModeAgent, ModeCatalog})
+	}
+	if c.Node != "" {
+		if err := ValidName(c.Node); err != nil {
+			v.Valuef("node", "node: %v", err)
+		}
+	}
+	if c.SessionTTL != 0 && (c.SessionTTL < 10*time.Second || c.SessionTTL > 24*time.Hour) {
+		v.Valuef("session_ttl", "session_ttl %s is outside Consul's range 10s..24h", c.SessionTTL)
 	}
 	for _, d := range []struct {
 		name string

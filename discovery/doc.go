@@ -63,10 +63,41 @@
 // "signal:SIGHUP", "restart"). The list is sorted by address, port and ID so it only changes when membership
 // does.
 //
+// # Catalog mode (agentless)
+//
+// ConsulConfig.Mode "catalog" (`mode`, -consul-mode, BERTH_CONSUL_MODE; default "agent") registers the task
+// with the servers' catalog API instead of a local agent, for Fargate (catalog.go):
+//
+//   - the task is a catalog node: node (default the ECS task id, else the hostname), the address "auto" gives,
+//     node meta berth = "catalog", the ECS fields (ecs_cluster, ecs_task_arn, ecs_family, ecs_revision,
+//     availability_zone) and berth_session; its services and checks go in with Catalog().Register, nothing
+//     into an agent's local services;
+//   - checks run in berth as in agent mode, and a check's status is written only when it changes (the output
+//     goes with it; output changes under a stable status are not written): zero writes in steady state;
+//   - liveness: a session bound to the node, without checks, TTL session_ttl (default 15s, 10s..24h), renewed
+//     every session_ttl/2 (renewals reset a timer on the leader; they are not Raft writes). A renewal that
+//     finds the session gone (Consul restarted empty, or a partition longer than 2×TTL) re-registers node,
+//     session and services at once, so within session_ttl/2;
+//   - ghosts: every berth sweeps the catalog instances of its own services at start-up and whenever the
+//     cluster's sessions change (a blocking query on /v1/session/list, at most one sweep per second), and
+//     deregisters each node whose berth_session no longer exists (read back just before, so a node that
+//     re-registered with a new session is left alone). Consul invalidates a session 2×TTL after its last
+//     renewal, so a SIGKILLed task is gone at most 2×session_ttl + about 1s after it died, while any instance
+//     of the service lives. When the last instance dies nobody sweeps: the entry stays, with the status it
+//     had, until the next instance starts and sweeps. A node registered but killed before its session was
+//     created stays as a node without services (not in any service's list);
+//   - shutdown: Deregister removes the node in one request (its services, checks and session go with it),
+//     bounded by RequestTimeout, before the application is signalled; nothing re-registers after;
+//   - maintenance: a critical check "_service_maintenance:ID" with the reason as its notes, as the agent
+//     would add it; off removes it.
+//
 // # Cost at steady state
 //
-// One PUT /v1/agent/check/update per check per interval, plus one blocking GET /v1/health/service per peers
-// block per 5 minutes (Consul's wait); nothing polls. See TestSteadyStateRequestRate.
+// Agent mode: one PUT /v1/agent/check/update per check per interval, plus one blocking GET /v1/health/service per peers
+// block per 5 minutes (Consul's wait); nothing polls. See TestSteadyStateRequestRate. Catalog mode: no
+// catalog write while statuses are stable; one session renewal per session_ttl/2 (8 a minute by default);
+// one blocking GET /v1/session/list per service name per 5 minutes unless sessions change. See
+// TestFaultSteadyStateWrites.
 //
 // # Lifecycle
 //

@@ -70,6 +70,7 @@ type Agent struct {
 	maintenance bool
 	maintReason string
 	peers       []*peerState
+	cat         *catalogState // catalog mode (catalog.go); nil in agent mode
 	// Consul's reachability as the last request left it: consulErr is set while requests go unanswered
 	// (refused, reset, timed out) and cleared by the first answer; recovered is then closed and replaced, which
 	// re-issues the blocking queries that lived through the outage.
@@ -129,6 +130,9 @@ func New(cfg Config, log hclog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log, client: client, regSem: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 		recovered: make(chan struct{})}
 	a.stopOps, a.cancelOps = context.WithCancel(context.Background())
+	if cfg.Consul.Mode == ModeCatalog {
+		a.cat = &catalogState{} // filled in by prepare
+	}
 	for _, p := range cfg.Peers {
 		ps, err := newPeerState(p)
 		if err != nil {
@@ -202,6 +206,14 @@ func (a *Agent) prepare(ctx context.Context) error {
 	a.mu.Lock()
 	a.services = services
 	a.mu.Unlock()
+	if a.cat != nil {
+		meta := map[string]string{}
+		if task != nil {
+			meta = map[string]string{"ecs_cluster": task.ClusterName(), "ecs_task_arn": task.TaskARN,
+				"ecs_family": task.Family, "ecs_revision": task.Revision, "availability_zone": task.AvailabilityZone}
+		}
+		a.catalogSetup(instance, autoAddress(task, hostname), meta)
+	}
 	a.prepared = true
 	return nil
 }
@@ -336,6 +348,19 @@ func (a *Agent) registerAll(parent context.Context) error {
 		maint, reason := a.maintenance, a.maintReason
 		a.mu.Unlock()
 
+		if a.cat != nil {
+			// Catalog mode: the service, its checks, maintenance and the node in one write (catalog.go).
+			if err := a.catalogRegister(ctx, s, maint, reason); err != nil {
+				errs = append(errs, fmt.Errorf("register service %s in the catalog: %w", s.id, failed(s, err)))
+				continue
+			}
+			a.observe(parent, nil)
+			a.mu.Lock()
+			s.ever, s.registered, s.regErr = true, true, nil
+			a.mu.Unlock()
+			a.log.Info("registered in consul catalog", "service", s.name, "id", s.id, "address", s.address, "port", s.port)
+			continue
+		}
 		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 		if err := a.client.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 			errs = append(errs, fmt.Errorf("register service %s: %w", s.id, failed(s, err)))
@@ -400,6 +425,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			wg.Go(func() { a.runCheck(ctx, c) })
 		}
+	}
+	if a.cat != nil && len(a.serviceList()) > 0 {
+		wg.Go(func() { a.runCatalog(ctx) })
 	}
 	a.registrationLoop(ctx)
 	wg.Wait()
@@ -550,6 +578,9 @@ func (a *Agent) Deregister(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("deregister: %w", ctx.Err())
 	}
+	if a.cat != nil {
+		return a.catalogDeregister(ctx)
+	}
 	services := a.serviceList()
 	errs := make([]error, len(services))
 	var wg sync.WaitGroup
@@ -609,6 +640,9 @@ func (a *Agent) Maintenance(ctx context.Context, on bool, reason string) error {
 	}
 	a.maintenance, a.maintReason = on, reason
 	a.mu.Unlock()
+	if a.cat != nil {
+		return a.catalogMaintenance(ctx)
+	}
 	// One RequestTimeout for the whole call: `berth ctl maintenance` answers within it whatever Consul does.
 	timeout := a.cfg.Consul.RequestTimeout
 	rctx, cancel := context.WithTimeout(ctx, timeout)

@@ -35,6 +35,7 @@ type runFlags struct {
 	peersMin      int
 	peersWait     time.Duration
 	prometheus    string
+	consulMode    string
 
 	// set holds the names given on the command line or through BERTH_*: they win over the config file.
 	set map[string]bool
@@ -75,6 +76,7 @@ func newRunFlagSet(f *runFlags, errOut io.Writer) *flag.FlagSet {
 	fs.IntVar(&f.peersMin, "peers-min", 0, "wait for at least this many peers")
 	fs.DurationVar(&f.peersWait, "peers-wait", 30*time.Second, "how long to wait for -peers-min peers")
 	fs.StringVar(&f.prometheus, "prometheus", "", "serve /metrics and /status on this address")
+	fs.StringVar(&f.consulMode, "consul-mode", "", "agent (register with the local Consul agent) or catalog (agentless: the task is a catalog node); default agent, or the consul block's mode")
 	return fs
 }
 

@@ -325,6 +325,12 @@ func (o *options) discoveryConfig(f *runFlags, metadataURI string) (discovery.Co
 		dc.Services = slices.Clone(o.file.Services)
 		dc.Peers = slices.Clone(o.file.Peers)
 	}
+	if f.set["consul-mode"] {
+		if f.consulMode != discovery.ModeAgent && f.consulMode != discovery.ModeCatalog {
+			return dc, false, usageErr("-consul-mode: %q is not one of %q", f.consulMode, []string{discovery.ModeAgent, discovery.ModeCatalog})
+		}
+		dc.Consul.Mode = f.consulMode
+	}
 	// zero-config flags: a bad name is a usage error (64); discovery's Validate below applies the same ValidName
 	// to config files (78)
 	for _, fl := range [...]struct{ name, v string }{{"-service", f.service}, {"-peers-service", f.peersService}} {
