@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/berth-dev/berth/discovery"
 	"github.com/berth-dev/berth/secrets"
@@ -39,11 +40,12 @@ func required(as []hcl.AttributeSchema, names ...string) []hcl.AttributeSchema {
 // the package is mutable.
 
 func processAttrs() []string {
-	return []string{"command", "env", "dir", "user", "umask", "rlimits", "stop_signal", "stop_timeout", "after"}
+	return []string{"command", "env", "dir", "user", "umask", "rlimits", "stop_signal", "stop_timeout", "after",
+		"singleton", "lock_key", "session_ttl", "lock_delay"}
 }
 
 func jobAttrs() []string {
-	return append(processAttrs(), "type", "every", "restart", "max_restarts", "optional")
+	return append(processAttrs(), "type", "every", "restart", "max_restarts", "optional", "once", "wait")
 }
 
 func secretSources() []string { return []string{"kms_file", "secretsmanager", "ssm", "ssm_path", "s3"} }
@@ -216,6 +218,7 @@ func (d *decoder) process(name string, b *hcl.Block, c *hcl.BodyContent) Process
 	p.StopSignal = d.signal(a, "stop_signal")
 	p.StopTimeout = d.durationPtr(a, "stop_timeout")
 	p.After = d.after(name, a)
+	p.Singleton = d.singleton(a)
 	seen := map[string]*hcl.Block{}
 	for _, hb := range c.Blocks {
 		if prev := seen[hb.Type]; prev != nil {
@@ -275,6 +278,9 @@ func (d *decoder) hook(b *hcl.Block) *supervisor.Hook {
 func (d *decoder) main(b *hcl.Block) *Process {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs(processAttrs()...), Blocks: hookBlocks()})
 	p := d.process(MainName, b, c)
+	if a := c.Attributes["session_ttl"]; a != nil && p.Singleton == nil {
+		d.errf(a.NameRange, "session_ttl: only with singleton = true")
+	}
 	return &p
 }
 
@@ -309,7 +315,69 @@ func (d *decoder) job(b *hcl.Block) Job {
 		j.MaxRestarts = n
 	}
 	j.Optional, _ = d.boolean(a, "optional")
+	j.Once = d.once(a, j)
 	return j
+}
+
+// singleton decodes singleton, lock_key, session_ttl and lock_delay (README "Cluster coordination").
+func (d *decoder) singleton(a hcl.Attributes) *discovery.LockConfig {
+	on, _ := d.boolean(a, "singleton")
+	if !on {
+		for _, k := range []string{"lock_key", "lock_delay"} {
+			if a[k] != nil {
+				d.errf(a[k].NameRange, "%s: only with singleton = true", k)
+			}
+		}
+		return nil
+	}
+	lc := &discovery.LockConfig{Key: d.nonEmpty(a, "lock_key")}
+	lc.SessionTTL = d.sessionTTL(a)
+	if t, ok := d.positive(a, "lock_delay"); ok {
+		if t > discovery.MaxLockDelay {
+			d.errf(a["lock_delay"].Expr.Range(), "lock_delay: at most %s (Consul's limit)", discovery.MaxLockDelay)
+		}
+		lc.LockDelay = t
+	}
+	return lc
+}
+
+func (d *decoder) sessionTTL(a hcl.Attributes) time.Duration {
+	t, ok := d.positive(a, "session_ttl")
+	if ok && (t < discovery.MinSessionTTL || t > discovery.MaxSessionTTL) {
+		d.errf(a["session_ttl"].Expr.Range(), "session_ttl: must be between %s and %s (Consul's limits)",
+			discovery.MinSessionTTL, discovery.MaxSessionTTL)
+	}
+	return t
+}
+
+// once decodes once and wait of a job; singleton and once exclude each other, and once needs a oneshot.
+func (d *decoder) once(a hcl.Attributes, j Job) *discovery.OnceConfig {
+	if a["once"] == nil {
+		if a["wait"] != nil {
+			d.errf(a["wait"].NameRange, "wait: only with once")
+		}
+		if a["session_ttl"] != nil && j.Singleton == nil {
+			d.errf(a["session_ttl"].NameRange, "session_ttl: only with singleton = true or once")
+		}
+		return nil
+	}
+	key := d.nonEmpty(a, "once")
+	switch {
+	case j.Singleton != nil:
+		d.errf(a["once"].NameRange, "once: a job cannot be both singleton and once")
+		return nil
+	case j.Type != supervisor.Oneshot:
+		d.errf(a["once"].NameRange, "once: only a oneshot job can run once per key (type = \"oneshot\")")
+		return nil
+	case j.Every > 0:
+		d.errf(a["once"].NameRange, "once: a periodic job cannot run once per key")
+		return nil
+	}
+	oc := &discovery.OnceConfig{Key: key, SessionTTL: d.sessionTTL(a)}
+	if t, ok := d.positive(a, "wait"); ok {
+		oc.Wait = t
+	}
+	return oc
 }
 
 func (d *decoder) secretsOptions(b *hcl.Block) SecretsOptions {

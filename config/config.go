@@ -111,6 +111,9 @@ type Process struct {
 	// PreStart, PreStop and PostStop are the hooks (Argv and Timeout set); nil when absent. They run with
 	// the process's env, dir, user and umask.
 	PreStart, PreStop, PostStop *supervisor.Hook
+	// Singleton is singleton = true with lock_key, session_ttl and lock_delay: the process runs only while
+	// this berth holds a Consul lock. nil when not set.
+	Singleton *discovery.LockConfig
 }
 
 // Job is a job block.
@@ -126,6 +129,9 @@ type Job struct {
 	MaxRestarts int
 	// Optional keeps berth running when the job gives up.
 	Optional bool
+	// Once is once = "KEY" with wait and session_ttl: the oneshot runs once per key across every berth of the
+	// Consul datacenter. nil when not set.
+	Once *discovery.OnceConfig
 	Process
 }
 

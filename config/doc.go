@@ -76,6 +76,10 @@
 //	  stop_signal  = "SIGTERM"                      (default: top-level stop_signal)
 //	  stop_timeout = "25s"                          (default: top-level stop_timeout)
 //	  after        = ["migrate"]                    jobs to wait for
+//	  singleton    = false                          run only while this berth holds a Consul lock (below)
+//	  lock_key     = "berth/singleton/app/main"     (default berth/singleton/<scope>/<name>)
+//	  session_ttl  = "15s"                          TTL of the lock's session (10s–24h, default 15s)
+//	  lock_delay   = "10s"                          Consul lock-delay (default: stop_timeout, at most 60s)
 //	  pre_start { command = ["/app/warm"], timeout = "30s" }
 //	  pre_stop  { command = ["/app/drain"] }
 //	  post_stop { command = ["/app/cleanup"] }
@@ -98,6 +102,33 @@
 //	                                       "always" is not allowed for a oneshot
 //	max_restarts = 0                       0 (default) means unlimited
 //	optional     = false                   when true, the job giving up does not stop berth (else exit 70)
+//	once         = env("IMAGE_TAG")        oneshot only: run once per key across every berth of the Consul
+//	                                       datacenter (below)
+//	wait         = "10m"                   with once: how long to wait for the berth running it (default 10m)
+//	session_ttl  = "15s"                   with once: TTL of the running berth's session
+//
+// # Cluster coordination: singleton and once
+//
+// Both need Consul: a consul block, or CONSUL_HTTP_ADDR (a config error, 78, otherwise); with
+// consul.required a Consul that does not answer within consul.timeout ends berth with 69.
+//
+// singleton = true (main or a job) starts the process only while this berth holds a Consul lock (consul/api's
+// Lock on a session of session_ttl with lock_delay). The other berths wait as hot standbys with blocking
+// queries. The default key is berth/singleton/<scope>/<name>, scope being the first service block's name or
+// the lower-cased ECS task family (berth/singleton/<name> without either). When the lock is lost (Consul
+// said so, or no session renewal was accepted within session_ttl minus a margin), the process is stopped with
+// its stop signal and stop_timeout; lock_delay (default: that stop_timeout) keeps every other berth from
+// taking the lock until then. Failover after the holder died: at most 2 × session_ttl (Consul invalidates a
+// session between one and two TTLs after its last renewal) + lock_delay rounded up to consul/api's 5s lock
+// retry. A graceful stop hands over at once: the lock is released after the process is gone.
+//
+// once = "KEY" (a oneshot, not periodic, not also singleton) runs the job on the first berth to take the lock
+// berth/once/KEY/.lock; the others wait (at most wait) for its result in berth/once/KEY: "ok" (they continue,
+// the job counting as succeeded for after, and every later berth with that key runs nothing) or
+// "failed:<code>" (every waiting berth exits with that code and starts nothing; a berth that starts later runs
+// it again). berth/once/KEY/info records who ran it and when. A holder that dies mid-run releases the lock
+// through its session and one waiter runs the job again, so the job must be idempotent, as migration tools
+// assume.
 //
 // after lists job names only: a oneshot is waited for until it exits 0, a service until it is healthy. The
 // main command cannot be waited for, and "main" is not a job name. Unknown names, repeats and cycles are

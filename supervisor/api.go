@@ -141,6 +141,8 @@ type UnitStatus struct {
 	Restarts  int        `json:"restarts"`
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	LastExit  *int       `json:"last_exit,omitempty"`
+	// Lock is "holder" or "standby" for a unit behind a Gate (singleton, once); "" for the others.
+	Lock string `json:"lock,omitempty"`
 }
 
 // Status lists the main command and every job in declaration order.
@@ -164,6 +166,12 @@ func (s *Supervisor) Status() []UnitStatus {
 		if u.lastExit != nil {
 			c := u.lastExit.Code
 			st.LastExit = &c
+		}
+		if u.job.Gate != nil {
+			st.Lock = "standby"
+			if u.granted {
+				st.Lock = "holder"
+			}
 		}
 		out = append(out, st)
 	}

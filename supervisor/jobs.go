@@ -36,6 +36,7 @@ type JobSpec struct {
 	PreStart    *Hook         // before every start of the process
 	PreStop     *Hook         // before its stop signal during shutdown
 	PostStop    *Hook         // after it stopped during shutdown
+	Gate        Gate          // cluster coordination (singleton, once); nil runs it without
 }
 
 // unitState is where a unit is in its life.
@@ -51,10 +52,11 @@ const (
 	stateDone                      // oneshot exited 0 (not periodic)
 	stateFailed                    // gave up
 	stateStopped                   // stopped by shutdown or reload
+	stateStandby                   // waiting on its Gate (a singleton another berth holds, a once-job)
 )
 
 func (s unitState) String() string {
-	return [...]string{"pending", "starting", "running", "stopping", "backoff", "waiting", "done", "failed", "stopped"}[s]
+	return [...]string{"pending", "starting", "running", "stopping", "backoff", "waiting", "done", "failed", "stopped", "standby"}[s]
 }
 
 // unit is the supervisor's bookkeeping for the main command or one job. Only the supervisor's loop
@@ -73,6 +75,9 @@ type unit struct {
 	timer     *time.Timer
 	gen       int       // bumped when a unit is restarted or replaced, so stale timers and exits are ignored
 	after     unitState // the state a stopping unit moves to once its process is gone
+	granted   bool      // its Gate granted the current run (released when the process is gone)
+	grantGate Gate      // the Gate that granted it
+	grantSeq  int       // bumped on every grant, so a stale Lost is ignored
 }
 
 // ready reports whether u's dependencies are satisfied.

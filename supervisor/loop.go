@@ -25,15 +25,18 @@ const (
 	evHook                     // a pre_start hook finished (err set when it failed)
 	evStopped                  // a stop for a restart or a reload finished
 	evCall                     // a request from another goroutine (reload, restart, signal)
+	evGate                     // a unit's Gate answered (grant or err set)
+	evLost                     // a unit's grant was lost (gen is the grant's sequence)
 )
 
 type event struct {
-	kind eventKind
-	u    *unit
-	gen  int // u.gen when the event was set off; a stale event (the unit was restarted since) is dropped
-	proc *Process
-	err  error
-	fn   func()
+	kind  eventKind
+	u     *unit
+	gen   int // u.gen when the event was set off; a stale event (the unit was restarted since) is dropped
+	proc  *Process
+	err   error
+	fn    func()
+	grant Grant
 }
 
 // mailbox is the loop's one input besides signals. post never blocks: the reaper calls it from its goroutine,
@@ -128,8 +131,14 @@ var errMainExited = errors.New("main command exited")
 
 // handle applies one event on the loop.
 func (s *Supervisor) handle(ev event) error {
-	if ev.kind == evCall {
+	switch ev.kind {
+	case evCall:
 		ev.fn()
+		return nil
+	case evGate:
+		return s.handleGate(ev)
+	case evLost:
+		s.handleLost(ev)
 		return nil
 	}
 	u := ev.u
@@ -168,6 +177,7 @@ func (s *Supervisor) handle(ev event) error {
 		u.proc = nil
 		u.state = u.after
 		s.mu.Unlock()
+		s.release(u, -1)
 	}
 	return nil
 }
@@ -209,6 +219,10 @@ func (s *Supervisor) finished() bool {
 
 // startUnit starts u: its pre_start hook first, beside the loop, then (on evHook) its process.
 func (s *Supervisor) startUnit(u *unit) error {
+	if u.job.Gate != nil && !u.granted {
+		s.gateStart(u) // evGate comes back to startUnit with the grant
+		return nil
+	}
 	h := u.job.PreStart
 	if h == nil || len(h.Argv) == 0 {
 		return s.spawn(u)
@@ -265,6 +279,7 @@ func (s *Supervisor) handleExit(u *unit, e Exit) error {
 	u.lastExit = &e
 	u.proc = nil
 	s.mu.Unlock()
+	s.release(u, e.Code)
 	if s.cfg.Events != nil {
 		s.cfg.Events.ProcessExited(u.job.Name, e, s.willRestart(u, e))
 	}
@@ -305,6 +320,7 @@ func (s *Supervisor) willRestart(u *unit, e Exit) bool {
 
 // handleFailure decides between a back-off restart, waiting for the next period, and giving up.
 func (s *Supervisor) handleFailure(u *unit, e Exit) error {
+	s.release(u, e.Code)
 	restart := u.job.Restart == RestartAlways || (u.job.Restart == RestartOnFailure && e.Code != 0)
 	if restart && (u.job.MaxRestarts == 0 || u.restarts < u.job.MaxRestarts) {
 		s.mu.Lock()

@@ -128,6 +128,10 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 		}
 	}
 
+	// Locks are given back only now that their processes are gone: a standby may start at once (a release
+	// carries no lock-delay), and never while the old holder still runs.
+	s.releaseAll(s.cfg.DrainTimeout)
+
 	// 6. leftovers: as PID 1 every process in the namespace, else every child re-parented to us.
 	s.killLeftovers()
 

@@ -34,6 +34,9 @@ type Config struct {
 	// MainPreStart, MainPreStop and MainPostStop are the main command's hooks. They run with the main
 	// command's env, dir, user and umask, and pre_stop/post_stop only if it was started.
 	MainPreStart, MainPreStop, MainPostStop *Hook
+	// MainGate, when set, holds the main command back until it grants the run (`singleton` on main: a hot
+	// standby container).
+	MainGate Gate
 	// Jobs are the other processes, in declaration order.
 	Jobs []JobSpec
 	// Resident keeps a berth without a main command running until it is told to stop. When false and Main is
@@ -120,7 +123,8 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 	}
 	if cfg.Main != nil {
 		s.units[MainName] = &unit{isMain: true, job: JobSpec{Spec: *cfg.Main, Type: Service, Restart: RestartNever,
-			After: cfg.MainAfter, PreStart: cfg.MainPreStart, PreStop: cfg.MainPreStop, PostStop: cfg.MainPostStop}}
+			After: cfg.MainAfter, PreStart: cfg.MainPreStart, PreStop: cfg.MainPreStop, PostStop: cfg.MainPostStop,
+			Gate: cfg.MainGate}}
 		s.order = append(s.order, MainName)
 	}
 	for _, name := range s.order {

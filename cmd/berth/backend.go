@@ -108,6 +108,9 @@ func (k backend) Reload(ctx context.Context) error {
 	}
 	old := b.opts.file
 	changed, removed := supervisor.Diff(b.opts.fileJobSpecs(old.Jobs), b.opts.fileJobSpecs(nf.Jobs))
+	if name := coordinatedJob(old.Jobs, nf.Jobs, changed, removed); name != "" {
+		return &control.RejectedError{Err: fmt.Errorf("job %s uses singleton or once: restart berth to change it", name)}
+	}
 	// A changed job gets the resolved shared environment, peers, and its env block: the resolved values of
 	// the running configuration when the block is unchanged; plain values otherwise. Secret references are
 	// resolved at start only, so a changed env block with a new reference is rejected.

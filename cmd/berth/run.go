@@ -218,6 +218,9 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *ber
 			supCfg.Jobs = append(supCfg.Jobs, o.jobSpec(j))
 		}
 	}
+	if err := b.coordinator(file, &supCfg, meta, getenv); err != nil { // singleton and once gates
+		return nil, exitCodeOf(err, exitConfig), err
+	}
 	supCfg.Resident = b.disc != nil || o.prometheus != ""
 	if b.reaper, err = supervisor.NewReaper(b.log.Named("reaper")); err != nil {
 		return nil, exitSoftware, err

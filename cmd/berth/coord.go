@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/discovery"
+	"github.com/berth-dev/berth/ecsmeta"
+	"github.com/berth-dev/berth/supervisor"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Cluster coordination (README "Cluster coordination"): discovery's Consul locks behind the supervisor's
+// Gate, so that the supervisor knows nothing of Consul.
+
+// singletonGate adapts a discovery.Singleton to supervisor.Gate.
+type singletonGate struct{ l *discovery.Singleton }
+
+func (g singletonGate) Acquire(ctx context.Context) (supervisor.Grant, error) {
+	lost, err := g.l.Acquire(ctx)
+	return supervisor.Grant{Lost: lost}, err
+}
+func (g singletonGate) Release(code int) { g.l.Release(code) }
+
+// onceGate adapts a discovery.Once to supervisor.Gate: a success recorded elsewhere skips the job (it counts
+// as succeeded for `after`).
+type onceGate struct{ o *discovery.Once }
+
+func (g onceGate) Acquire(ctx context.Context) (supervisor.Grant, error) {
+	run, err := g.o.Begin(ctx)
+	return supervisor.Grant{Skip: err == nil && !run}, err
+}
+func (g onceGate) Release(code int) { g.o.Finish(code) }
+
+// needsCoordination reports whether the file has a singleton or once anywhere.
+func needsCoordination(f *config.File) bool {
+	if f == nil {
+		return false
+	}
+	if f.Main != nil && f.Main.Singleton != nil {
+		return true
+	}
+	for _, j := range f.Jobs {
+		if j.Singleton != nil || j.Once != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinator builds the gates of the file's singleton and once settings onto cfg. Without a consul block or
+// CONSUL_HTTP_ADDR it is a config error: berth does not guess where the lock lives.
+func (b *berth) coordinator(file *config.File, cfg *supervisor.Config, meta *ecsmeta.Cache, getenv func(string) string) error {
+	if !needsCoordination(file) {
+		return nil
+	}
+	if file.Consul == nil && getenv("CONSUL_HTTP_ADDR") == "" {
+		what := "singleton"
+		for _, j := range file.Jobs {
+			if j.Once != nil {
+				what = fmt.Sprintf("once in job %q (%s)", j.Name, j.Pos)
+				break
+			}
+			if j.Singleton != nil {
+				what = fmt.Sprintf("singleton in job %q (%s)", j.Name, j.Pos)
+				break
+			}
+		}
+		if what == "singleton" && file.Main != nil {
+			what = fmt.Sprintf("singleton in main (%s)", file.Main.Pos)
+		}
+		return &codedError{code: exitConfig, msg: what + " needs Consul: add a consul block or set CONSUL_HTTP_ADDR"}
+	}
+	var cc discovery.ConsulConfig
+	if file.Consul != nil {
+		cc = *file.Consul
+	}
+	co, err := discovery.NewCoordinator(cc, b.log.Named("coordination"))
+	if err != nil {
+		return &codedError{code: exitConfig, msg: "consul: " + err.Error()}
+	}
+	scope := coordinationScope(file, meta, b.log)
+	lockGate := func(name string, lc *discovery.LockConfig, stopTimeout time.Duration) supervisor.Gate {
+		l := co.Singleton(name, scope, *lc, stopTimeout, nil)
+		b.log.Debug("singleton", "job", name, "key", l.Key())
+		return singletonGate{l}
+	}
+	if cfg.Main != nil && file.Main != nil && file.Main.Singleton != nil {
+		cfg.MainGate = lockGate(supervisor.MainName, file.Main.Singleton, cfg.Main.StopTimeout)
+	}
+	for i := range cfg.Jobs {
+		j := file.Jobs[i]
+		switch {
+		case j.Singleton != nil:
+			cfg.Jobs[i].Gate = lockGate(j.Name, j.Singleton, cfg.Jobs[i].StopTimeout)
+		case j.Once != nil:
+			cfg.Jobs[i].Gate = onceGate{co.Once(j.Name, *j.Once)}
+		}
+	}
+	return nil
+}
+
+// coordinationScope is what default singleton keys are scoped by: the first service's name, else the ECS
+// task family (lower-cased, as the service name defaults to), else nothing.
+func coordinationScope(file *config.File, meta *ecsmeta.Cache, log hclog.Logger) string {
+	for _, s := range file.Services {
+		if s.Name != "" {
+			return s.Name
+		}
+	}
+	if meta == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	task, err := meta.Fetch(ctx)
+	if err != nil {
+		log.Warn("ECS task metadata unavailable; singleton keys go without the family", "error", err)
+		return ""
+	}
+	return strings.ToLower(task.Family)
+}
+
+// coordinatedJob names a job a reload would change, add or remove that has singleton or once in the old or
+// the new file: its gate is built at start only.
+func coordinatedJob(old, next []config.Job, changed []supervisor.JobSpec, removed []string) string {
+	prev := map[string]config.Job{}
+	for _, j := range old {
+		prev[j.Name] = j
+	}
+	for _, j := range next { // Diff does not see these settings
+		if p, ok := prev[j.Name]; ok && (!reflect.DeepEqual(p.Singleton, j.Singleton) || !reflect.DeepEqual(p.Once, j.Once)) {
+			return j.Name
+		}
+	}
+	gated := map[string]bool{}
+	for _, js := range [][]config.Job{old, next} {
+		for _, j := range js {
+			if j.Singleton != nil || j.Once != nil {
+				gated[j.Name] = true
+			}
+		}
+	}
+	for _, c := range changed {
+		if gated[c.Name] {
+			return c.Name
+		}
+	}
+	for _, n := range removed {
+		if gated[n] {
+			return n
+		}
+	}
+	return ""
+}
