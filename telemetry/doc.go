@@ -66,6 +66,8 @@
 //     service check codes), plus the Datadog service check "berth.check" with the same tags;
 //   - berth.secrets.fetch.duration: seconds (DogStatsD histogram, Prometheus histogram);
 //   - berth.secrets.errors, berth.consul.errors: counters;
+//   - berth.lock.acquisitions, berth.lock.losses (tag job): a singleton's Consul lock taken, and lost while
+//     held (its process was then stopped);
 //   - berth.uptime: seconds since berth started (sent every sample interval, computed at scrape);
 //   - user gauges from `berth ctl putmetric NAME=VALUE` (NAME: letters, digits, '_', '.'; "berth." reserved).
 //

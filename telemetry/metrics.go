@@ -33,6 +33,8 @@ const (
 	MetricSecretsFetch    = "berth.secrets.fetch.duration" // histogram, seconds
 	MetricSecretsErrors   = "berth.secrets.errors"         // counter
 	MetricConsulErrors    = "berth.consul.errors"          // counter
+	MetricLockAcquired    = "berth.lock.acquisitions"      // counter, tag job: a singleton's lock taken
+	MetricLockLost        = "berth.lock.losses"            // counter, tag job: a singleton's lock lost (fenced)
 	MetricUptime          = "berth.uptime"                 // gauge, seconds since berth started
 	ServiceCheckName      = "berth.check"                  // Datadog service check per berth check, tags check, service
 )
@@ -87,6 +89,8 @@ type Metrics struct {
 	fetch    prometheus.Histogram
 	secErrs  prometheus.Counter
 	conErrs  prometheus.Counter
+	lockAcq  *prometheus.CounterVec
+	lockLost *prometheus.CounterVec
 
 	mu   sync.Mutex
 	user map[string]prometheus.Gauge // Put gauges by Prometheus name
@@ -143,9 +147,13 @@ func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
 		Help: "Failed secret resolutions or refreshes."})
 	m.conErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: promName(MetricConsulErrors),
 		Help: "Failed Consul requests."})
+	m.lockAcq = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricLockAcquired),
+		Help: "Singleton locks acquired, by job."}, []string{"job"})
+	m.lockLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricLockLost),
+		Help: "Singleton locks lost while held (the process was stopped), by job."}, []string{"job"})
 	uptime := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: promName(MetricUptime),
 		Help: "Seconds since berth started."}, func() float64 { return time.Since(m.started).Seconds() })
-	m.reg.MustRegister(m.starts, m.exits, m.restarts, m.cpu, m.rss, m.checks, m.fetch, m.secErrs, m.conErrs, uptime,
+	m.reg.MustRegister(m.starts, m.exits, m.restarts, m.cpu, m.rss, m.checks, m.fetch, m.secErrs, m.conErrs, m.lockAcq, m.lockLost, uptime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if cfg.Prometheus != "" {
@@ -372,6 +380,18 @@ func (m *Metrics) ConsulError() {
 	m.conErrs.Inc()
 	if m.dd != nil {
 		_ = m.dd.Incr(MetricConsulErrors, nil, 1)
+	}
+}
+
+// LockChanged counts a singleton's lock taken (held) or lost.
+func (m *Metrics) LockChanged(job string, held bool) {
+	c, name := m.lockLost, MetricLockLost
+	if held {
+		c, name = m.lockAcq, MetricLockAcquired
+	}
+	c.WithLabelValues(job).Inc()
+	if m.dd != nil {
+		_ = m.dd.Incr(name, []string{"job:" + job}, 1)
 	}
 }
 

@@ -3,6 +3,8 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -69,6 +71,23 @@ func checkNoOverlap(t *testing.T, beats []beat, killed map[string]time.Time) {
 	}
 }
 
+// metric is the value of one series on berth's Prometheus endpoint ("" when absent).
+func metric(t *testing.T, addr, series string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 func consulBlock(addr string) string { return fmt.Sprintf("consul {\n  address = %q\n}\n", addr) }
 
 func lockOf(t *testing.T, sock, unit string) string {
@@ -106,6 +125,7 @@ func TestSingletonFailover(t *testing.T) {
 	type inst struct {
 		b    *harness.BerthRun
 		sock string
+		prom string
 	}
 	var insts []inst
 	for i := range 3 {
@@ -121,8 +141,9 @@ job "scheduler" {
   command      = `+heartbeat(id, hb)+`
 }
 `)
-		b, sock := runConfig(t, cfg, "-log-level", "info")
-		insts = append(insts, inst{b, sock})
+		prom := "127.0.0.1:" + strconv.Itoa(harness.FreePort(t))
+		b, sock := runConfig(t, cfg, "-log-level", "info", "-prometheus", prom)
+		insts = append(insts, inst{b, sock, prom})
 	}
 	harness.Eventually(t, 20*time.Second, "one heartbeat start", func() bool { return len(readBeats(t, hb)) >= 1 })
 	time.Sleep(2 * time.Second)
@@ -158,6 +179,9 @@ job "scheduler" {
 		if "b"+strconv.Itoa(i) == beats[1].id {
 			next = i
 		}
+	}
+	if m := metric(t, insts[next].prom, `berth_lock_acquisitions{job="scheduler"}`); m != "1" {
+		t.Fatalf("new holder: want berth_lock_acquisitions 1, have %q", m)
 	}
 	stopped := time.Now()
 	insts[next].b.Signal(syscall.SIGTERM)
@@ -420,4 +444,53 @@ job "scheduler" {
 		Observed: fmt.Sprintf("%d requests: %d session renewals, %d blocking KV queries, %d other plain", n, renew, n-plain, plain-renew),
 		Figure:   fmt.Sprintf("%d Consul requests per standby-minute", n),
 	})
+}
+
+// The berth running a once-job dies mid-run (SIGKILL of its namespace): its session lapses, the lock is
+// released and the waiting berth runs the job itself, then starts its main command.
+func TestFaultOnceHolderDies(t *testing.T) {
+	harness.SlowFault(t)
+	c := harness.StartConsul(t)
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	runs, mains := filepath.Join(dir, "runs"), filepath.Join(dir, "mains")
+	cfg := writeFile(t, dir, "once.hcl", consulBlock(c.Addr)+fmt.Sprintf(`
+main { after = ["migrate"] }
+job "migrate" {
+  type        = "oneshot"
+  once        = "v1"
+  session_ttl = "10s"
+  command     = %s
+}
+`, hclList("/bin/sh", "-c", fmt.Sprintf(`echo "start $(date +%%s%%N)" >> %s; sleep 4; echo "end $(date +%%s%%N)" >> %s`, runs, runs))))
+	first, _ := runConfig(t, cfg, "--", app, "-stamp", mains)
+	harness.Eventually(t, 20*time.Second, "the first run", func() bool { return fileHas(runs, "start") })
+	second, _ := runConfig(t, cfg, "--", app, "-stamp", mains)
+	time.Sleep(time.Second)
+	killed := time.Now()
+	first.Signal(syscall.SIGKILL)
+	if code := second.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("the waiter: want exit 0, have %d\n%s", code, second.Stderr.String())
+	}
+	data, _ := os.ReadFile(runs)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "start") || !strings.HasPrefix(lines[2], "end") {
+		t.Fatalf("want the killed run's start, then a whole run by the waiter, have %q", lines)
+	}
+	ns, _ := strconv.ParseInt(strings.Fields(lines[1])[1], 10, 64)
+	took := time.Unix(0, ns).Sub(killed)
+	if stamps, _ := readStamps(t, mains); len(stamps) != 1 {
+		t.Fatalf("want one main command (the waiter's), have %d", len(stamps))
+	}
+	harness.RecordFault(t, harness.Fault{
+		Name:     "the berth running a once-job is SIGKILLed mid-run (session_ttl 10s)",
+		Expected: "its session lapses (within 2×TTL) and the waiting berth runs the job, then its main command",
+		Observed: fmt.Sprintf("the waiter started the job %s after the kill and exited 0", took.Round(100*time.Millisecond)),
+		Figure:   fmt.Sprintf("take-over after %s", took.Round(100*time.Millisecond)),
+	})
+}
+
+func fileHas(path, s string) bool {
+	data, _ := os.ReadFile(path)
+	return strings.Contains(string(data), s)
 }

@@ -85,7 +85,11 @@ func (b *berth) coordinator(file *config.File, cfg *supervisor.Config, meta *ecs
 	}
 	scope := coordinationScope(file, meta, b.log)
 	lockGate := func(name string, lc *discovery.LockConfig, stopTimeout time.Duration) supervisor.Gate {
-		l := co.Singleton(name, scope, *lc, stopTimeout, nil)
+		var onHeld func(bool)
+		if b.metrics != nil {
+			onHeld = func(held bool) { b.metrics.LockChanged(name, held) }
+		}
+		l := co.Singleton(name, scope, *lc, stopTimeout, onHeld)
 		b.log.Debug("singleton", "job", name, "key", l.Key())
 		return singletonGate{l}
 	}
