@@ -276,10 +276,14 @@ func (l *Singleton) Acquire(ctx context.Context) (<-chan struct{}, error) {
 			failing = time.Now()
 		}
 		if l.c.cfg.Required && time.Since(failing) > l.c.cfg.Timeout {
-			return nil, &UnavailableError{What: "consul", Err: fmt.Errorf("singleton %s: %w", l.job, err)}
+			return nil, &UnavailableError{What: "consul", Err: fmt.Errorf("singleton %s: %s", l.job, short(err))}
 		}
 		l.c.log.Warn("singleton: waiting for Consul", "job", l.job, "key", l.key, "error", short(err))
-		if !sleep(ctx, bo.next()) {
+		d := bo.next()
+		if l.c.cfg.Required { // the last try comes at consul.timeout, not a back-off step later
+			d = max(min(d, time.Until(failing.Add(l.c.cfg.Timeout))), 10*time.Millisecond)
+		}
+		if !sleep(ctx, d) {
 			return nil, ctx.Err()
 		}
 	}

@@ -110,10 +110,10 @@ func (o *Once) Begin(ctx context.Context) (run bool, err error) {
 			failing = time.Now()
 		}
 		if time.Since(failing) > o.c.cfg.Timeout {
-			return false, &UnavailableError{What: "consul", Err: fmt.Errorf("once %q: %w", o.cfg.Key, err)}
+			return false, &UnavailableError{What: "consul", Err: fmt.Errorf("once %q: %s", o.cfg.Key, short(err))}
 		}
 		o.c.log.Warn("once: waiting for Consul", "job", o.job, "key", o.key, "error", short(err))
-		if !sleep(ctx, bo.next()) {
+		if !sleep(ctx, max(min(bo.next(), time.Until(failing.Add(o.c.cfg.Timeout))), 10*time.Millisecond)) {
 			continue // ctx ended: reported above
 		}
 	}

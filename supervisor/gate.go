@@ -122,25 +122,25 @@ func (s *Supervisor) release(u *unit, code int) {
 	u.granted = false
 	g := u.grantGate
 	s.mu.Unlock()
-	go g.Release(code)
+	s.releasing.Add(1) // the shutdown sequence waits for it: a once-job's result must reach Consul
+	go func() { defer s.releasing.Done(); g.Release(code) }()
 }
 
-// releaseAll gives back every grant still held, at the end of the shutdown sequence, bounded by d.
+// releaseAll gives back every grant still held (their processes are gone by now) and waits for the releases
+// under way, at the end of the shutdown sequence, bounded by d.
 func (s *Supervisor) releaseAll(d time.Duration) {
 	var wg sync.WaitGroup
 	s.mu.Lock()
 	for _, u := range s.units {
 		if u.granted {
 			u.granted = false
-			code := -1
-			if u.lastExit != nil && u.proc == nil {
-				code = u.lastExit.Code
-			}
 			wg.Add(1)
-			go func(g Gate) { defer wg.Done(); g.Release(code) }(u.grantGate)
+			go func(g Gate) { defer wg.Done(); g.Release(-1) }(u.grantGate)
 		}
 	}
 	s.mu.Unlock()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.releasing.Wait() }() // releases already under way (a once-job's result)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	waitCtx(ctx, &wg)

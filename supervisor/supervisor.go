@@ -89,6 +89,8 @@ type Supervisor struct {
 	stopping bool
 	envAdd   map[string]string // berth ctl putenv: applied at the next start of any process
 	procs    []*Process        // everything started, for the final output drain
+
+	releasing sync.WaitGroup // Gate releases under way (release), waited for by the shutdown sequence
 }
 
 // MainName is the unit name of the main command.

@@ -494,3 +494,48 @@ func fileHas(path, s string) bool {
 	data, _ := os.ReadFile(path)
 	return strings.Contains(string(data), s)
 }
+
+// singleton with consul.required and once (always) end berth with 69 once Consul stayed unreachable for
+// consul.timeout; nothing starts.
+func TestCoordinationConsulUnavailable(t *testing.T) {
+	app := harness.TestApp(t)
+	dir := t.TempDir()
+	addr := "127.0.0.1:" + strconv.Itoa(harness.FreePort(t)) // nothing listens
+	for _, tc := range []struct{ name, body string }{
+		{"singleton", "main { singleton = true }"}, // a hot-standby main command
+		{"once", `main { after = ["migrate"] }
+job "migrate" {
+  type    = "oneshot"
+  once    = "v1"
+  command = ["true"]
+}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mainLog := filepath.Join(dir, tc.name+".main")
+			cfg := writeFile(t, dir, tc.name+".hcl", fmt.Sprintf(`
+consul {
+  address  = %q
+  required = %v
+  timeout  = "2s"
+}
+%s
+`, addr, tc.name == "singleton", tc.body))
+			began := time.Now()
+			b, _ := runConfig(t, cfg, "--", app, "-log", mainLog)
+			code := b.Wait(30 * time.Second)
+			took := time.Since(began)
+			if code != 69 {
+				t.Fatalf("want 69, have %d\n%s", code, b.Stderr.String())
+			}
+			if took > 6*time.Second {
+				t.Fatalf("want the exit about consul.timeout (2s) after start, took %s", took)
+			}
+			if _, err := os.Stat(mainLog); err == nil {
+				t.Fatalf("the main command must not start")
+			}
+			if !strings.Contains(b.Stderr.String(), "consul unavailable") {
+				t.Fatalf("want a message naming Consul\n%s", b.Stderr.String())
+			}
+		})
+	}
+}
