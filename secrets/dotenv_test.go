@@ -120,3 +120,21 @@ func TestParseEnvFile(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseEnvFile: any line VAR=VALUE with VALUE free of newlines comes back literally, whatever the value
+// holds; errors never quote the content.
+func FuzzParseEnvFile(f *testing.F) {
+	f.Add("A=1\n# c\n  B=x #y\n", "PASSWORD", "pa ss #x \"q\" 'r' = ")
+	f.Fuzz(func(t *testing.T, doc, key, value string) {
+		if _, err := ParseEnvFile([]byte(doc)); err != nil && strings.ContainsAny(err.Error(), "\n") {
+			t.Fatalf("a multi-line error for %q: %v", doc, err)
+		}
+		if !validDotenvKey(key) || strings.ContainsAny(value, "\r\n") {
+			return
+		}
+		have, err := ParseEnvFile([]byte("# x\n" + key + "=" + value + "\n"))
+		if err != nil || len(have) != 1 || have[0].Key != key || have[0].Value != value {
+			t.Fatalf("%q=%q came back as %q (%v)", key, value, have, err)
+		}
+	})
+}
