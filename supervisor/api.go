@@ -141,7 +141,8 @@ type UnitStatus struct {
 	Restarts  int        `json:"restarts"`
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	LastExit  *int       `json:"last_exit,omitempty"`
-	// Lock is "holder" or "standby" for a unit behind a Gate (singleton, once); "" for the others.
+	// Lock is "holder" (granted) or "standby" (waiting on it) for a unit behind a Gate (singleton, once); ""
+	// otherwise.
 	Lock string `json:"lock,omitempty"`
 }
 
@@ -167,11 +168,12 @@ func (s *Supervisor) Status() []UnitStatus {
 			c := u.lastExit.Code
 			st.LastExit = &c
 		}
-		if u.job.Gate != nil {
+		switch {
+		case u.job.Gate == nil:
+		case u.granted:
+			st.Lock = "holder"
+		case u.state == stateStandby:
 			st.Lock = "standby"
-			if u.granted {
-				st.Lock = "holder"
-			}
 		}
 		out = append(out, st)
 	}
