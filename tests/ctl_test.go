@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,38 +18,11 @@ import (
 func raceBerth(t *testing.T) string { return harness.RaceBerth(t) }
 
 // raceRun is a race-enabled berth started by the test (not PID 1: status pids are the test's pids).
-type raceRun struct {
-	cmd    *exec.Cmd
-	stderr harness.SyncBuffer
-	stdout harness.SyncBuffer
-	done   chan struct{}
-	code   int
-}
+type raceRun = bgRun
 
 func startRaceBerth(t *testing.T, args ...string) *raceRun {
 	t.Helper()
-	r := &raceRun{done: make(chan struct{})}
-	r.cmd = exec.Command(raceBerth(t), args...)
-	r.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1 exitcode=66")
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = r.cmd.Wait()
-		r.code = r.cmd.ProcessState.ExitCode()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-r.done:
-		default:
-			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-			<-r.done
-		}
-	})
-	return r
+	return startBackground(t, []string{"GORACE=halt_on_error=1 exitcode=66"}, append([]string{raceBerth(t)}, args...)...)
 }
 
 // stop sends SIGTERM and checks a clean exit without a data race report.

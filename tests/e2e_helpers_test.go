@@ -2,9 +2,11 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,4 +119,40 @@ func noStackTrace(t *testing.T, stderr string) {
 	if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic:") {
 		t.Fatalf("stack trace on stderr:\n%s", stderr)
 	}
+}
+
+// bgRun is a process a test starts in its own process group, with its output captured; t.Cleanup kills the
+// group if it is still running.
+type bgRun struct {
+	cmd            *exec.Cmd
+	stdout, stderr harness.SyncBuffer
+	done           chan struct{}
+	code           int
+}
+
+// startBackground starts argv with env added to the test's environment.
+func startBackground(t *testing.T, env []string, argv ...string) *bgRun {
+	t.Helper()
+	r := &bgRun{done: make(chan struct{})}
+	r.cmd = exec.Command(argv[0], argv[1:]...)
+	r.cmd.Env = append(os.Environ(), env...)
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = r.cmd.Wait()
+		r.code = r.cmd.ProcessState.ExitCode()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+			<-r.done
+		}
+	})
+	return r
 }

@@ -222,43 +222,6 @@ func cpuTicks(t *testing.T, pid int) int64 {
 	return u + st
 }
 
-func TestCrashLoopCostsLittleCPU(t *testing.T) {
-	app := harness.TestApp(t)
-	dir := t.TempDir()
-	stamps := filepath.Join(dir, "crash")
-	cfg := writeFile(t, dir, "loop.hcl", `
-job "crash" {
-  type    = "service"
-  restart = "always"
-  command = `+hclList(app, "-stamp", stamps, "-code", "1")+`
-}
-`)
-	b, _ := runConfig(t, cfg)
-	waitLines(t, stamps, 1, 20*time.Second)
-	pid := b.Pid()
-	const window = 20 * time.Second
-	t0, c0 := time.Now(), cpuTicks(t, pid)
-	select {
-	case <-b.Done():
-		t.Fatalf("berth exited during the crash loop\n%s", b.Stderr.String())
-	case <-time.After(window):
-	}
-	elapsed, used := time.Since(t0), time.Duration(cpuTicks(t, pid)-c0)*10*time.Millisecond
-	pct := 100 * used.Seconds() / elapsed.Seconds()
-	ts, _ := readStamps(t, stamps)
-	t.Logf("crash loop: %d starts, berth used %s CPU in %s = %.3f%% of one core", len(ts), used, elapsed.Round(time.Millisecond), pct)
-	if pct >= 2 {
-		t.Fatalf("a crash loop costs %.2f%% of one core, want < 2%%", pct)
-	}
-	if len(ts) < 3 {
-		t.Fatalf("want the job restarted at least twice in %s, have %d starts", window, len(ts))
-	}
-	b.Signal(syscall.SIGTERM)
-	if have := b.Wait(20 * time.Second); have != 0 {
-		t.Fatalf("want exit 0 on SIGTERM in sidecar mode, have %d\n%s", have, b.Stderr.String())
-	}
-}
-
 func TestPeriodicJob(t *testing.T) {
 	app := harness.TestApp(t)
 	dir := t.TempDir()

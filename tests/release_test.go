@@ -399,38 +399,12 @@ func relSigIgn(t *testing.T, argv ...string) uint64 {
 }
 
 // relRun is berth under qemu-user as PID 1 of a new PID namespace (unshare --pid --fork).
-type relRun struct {
-	cmd            *exec.Cmd
-	stdout, stderr harness.SyncBuffer
-	done           chan struct{}
-	code           int
-}
+type relRun = bgRun
 
 func relQemuPID1(t *testing.T, qemu, berth string, env []string, command ...string) *relRun {
 	t.Helper()
-	argv := append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", qemu, berth, "-control-socket", "off", "--"}, command...)
-	r := &relRun{done: make(chan struct{})}
-	r.cmd = exec.Command("unshare", argv...)
-	r.cmd.Env = append(os.Environ(), env...)
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = r.cmd.Wait()
-		r.code = r.cmd.ProcessState.ExitCode()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-r.done:
-		default:
-			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-			<-r.done
-		}
-	})
-	return r
+	argv := append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child", qemu, berth, "-control-socket", "off", "--"}, command...)
+	return startBackground(t, env, argv...)
 }
 
 // berthPid is berth's host pid: the child unshare forked.
