@@ -28,9 +28,13 @@ type Stdio struct {
 // LookupEnv reads the environment (os.LookupEnv in production).
 type LookupEnv func(string) (string, bool)
 
+// Environ lists the environment (os.Environ in production): what references are resolved in and what the
+// processes berth starts inherit.
+type Environ func() []string
+
 // Main dispatches the first word; anything that is not a reserved subcommand is `run` (SPEC §1), so
 // `berth -- health` runs a program called health.
-func Main(args []string, stdio Stdio, env LookupEnv) int {
+func Main(args []string, stdio Stdio, env LookupEnv, environ Environ) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "-version", "--version":
@@ -41,7 +45,7 @@ func Main(args []string, stdio Stdio, env LookupEnv) int {
 		}
 		switch args[0] {
 		case "run":
-			return cmdRun(args[1:], stdio, env)
+			return cmdRun(args[1:], stdio, env, environ)
 		case "validate":
 			return cmdValidate(args[1:], stdio, env)
 		case "version":
@@ -54,7 +58,7 @@ func Main(args []string, stdio Stdio, env LookupEnv) int {
 			return cmdSecrets(args[1:], stdio, env)
 		}
 	}
-	return cmdRun(args, stdio, env)
+	return cmdRun(args, stdio, env, environ)
 }
 
 func usage(w io.Writer) {

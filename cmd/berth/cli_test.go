@@ -62,15 +62,15 @@ func TestBadEnvValueNamesTheVariable(t *testing.T) {
 
 func TestMainDispatch(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := Main([]string{"version"}, Stdio{Out: &out, Err: &errb}, envOf(nil)); code != 0 || !strings.HasPrefix(out.String(), "berth v") {
+	if code := Main([]string{"version"}, Stdio{Out: &out, Err: &errb}, envOf(nil), func() []string { return nil }); code != 0 || !strings.HasPrefix(out.String(), "berth v") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
 	errb.Reset()
-	if code := Main(nil, Stdio{Out: &out, Err: &errb}, envOf(nil)); code != exitUsage || !strings.HasPrefix(errb.String(), "berth: ") {
+	if code := Main(nil, Stdio{Out: &out, Err: &errb}, envOf(nil), func() []string { return nil }); code != exitUsage || !strings.HasPrefix(errb.String(), "berth: ") {
 		t.Fatalf("no command: %d %q", code, errb.String())
 	}
 	errb.Reset()
-	if code := Main([]string{"validate"}, Stdio{Out: &out, Err: &errb}, envOf(nil)); code != exitUsage {
+	if code := Main([]string{"validate"}, Stdio{Out: &out, Err: &errb}, envOf(nil), func() []string { return nil }); code != exitUsage {
 		t.Fatalf("validate without -config: %d %q", code, errb.String())
 	}
 }

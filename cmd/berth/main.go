@@ -19,5 +19,5 @@ func main() {
 		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 		os.Exit(127)
 	}
-	os.Exit(Main(os.Args[1:], Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, os.LookupEnv))
+	os.Exit(Main(os.Args[1:], Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, os.LookupEnv, os.Environ))
 }

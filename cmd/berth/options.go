@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -378,8 +377,6 @@ func (o *options) discoveryConfig(f *runFlags, metadataURI string) (discovery.Co
 	}
 	return dc, true, nil
 }
-
-func hostEnv() []string { return os.Environ() }
 
 // unitNames are the main command and the jobs of the config file.
 func (o *options) unitNames() []string {

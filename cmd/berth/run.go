@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +23,7 @@ import (
 	"github.com/berth-dev/berth/telemetry"
 )
 
-func cmdRun(args []string, stdio Stdio, env LookupEnv) int {
+func cmdRun(args []string, stdio Stdio, env LookupEnv, environ Environ) int {
 	f, command, err := parseRunFlags(args, env, stdio.Err)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -35,7 +34,7 @@ func cmdRun(args []string, stdio Stdio, env LookupEnv) int {
 	if f.config == "" && len(command) == 0 && f.service == "" && f.port == 0 && f.peersService == "" && f.prometheus == "" {
 		return fail(stdio.Err, exitUsage, "no command to run and no -config (usage: berth [run] [flags] [--] COMMAND [ARG...])")
 	}
-	b, code, err := assemble(f, command, stdio, env)
+	b, code, err := assemble(f, command, stdio, env, environ)
 	if err != nil {
 		return fail(stdio.Err, code, "%v", err)
 	}
@@ -48,6 +47,7 @@ type berth struct {
 	flags    *runFlags
 	log      hclog.Logger
 	env      LookupEnv
+	environ  Environ
 	stdio    Stdio
 	reaper   *supervisor.Reaper
 	sup      *supervisor.Supervisor
@@ -64,8 +64,8 @@ type berth struct {
 
 // assemble builds every component from flags, env and the config file. Nothing is started here except the
 // reaper and listeners that must fail early (Prometheus, control socket); on error they are closed again.
-func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv) (b *berth, code int, err error) {
-	b = &berth{flags: f, env: env, stdio: stdio, prepared: make(chan struct{}), started: time.Now()}
+func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ Environ) (b *berth, code int, err error) {
+	b = &berth{flags: f, env: env, environ: environ, stdio: stdio, prepared: make(chan struct{}), started: time.Now()}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -360,7 +360,7 @@ func (b *berth) prepare(ctx context.Context) error {
 			}
 		}
 	}
-	res, err := b.resolver.Resolve(ctx, combinedEnv(hostEnv(), units))
+	res, err := b.resolver.Resolve(ctx, combinedEnv(b.environ(), units))
 	if err != nil {
 		return err
 	}
@@ -447,7 +447,7 @@ func (b *berth) apply(action onchange.Action) {
 
 // execCheck runs an exec check through the supervisor (the only wait4 owner).
 func (b *berth) execCheck(ctx context.Context, argv []string) (int, []byte, error) {
-	spec := supervisor.Spec{Name: "check", Argv: argv, Env: os.Environ(), Umask: -1}
+	spec := supervisor.Spec{Name: "check", Argv: argv, Env: b.environ(), Umask: -1}
 	return b.sup.Exec(ctx, spec, &bytes.Buffer{})
 }
 
