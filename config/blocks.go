@@ -544,7 +544,8 @@ func (d *decoder) peers(b *hcl.Block) discovery.PeersConfig {
 func (d *decoder) consul(b *hcl.Block) *discovery.ConsulConfig {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("address", "token", "token_file", "scheme",
 		"ca_file", "ca_path", "client_cert", "client_key", "tls_server_name", "insecure_skip_verify",
-		"datacenter", "required", "timeout", "mode", "node", "session_ttl")})
+		"datacenter", "required", "timeout", "mode", "node", "session_ttl"),
+		Blocks: []hcl.BlockHeaderSchema{{Type: "login"}}})
 	a := c.Attributes
 	defer d.discoveryDecoded(len(d.diags))
 	d.block("consul", b, a)
@@ -569,8 +570,30 @@ func (d *decoder) consul(b *hcl.Block) *discovery.ConsulConfig {
 	if t, ok := d.positive(a, "session_ttl"); ok {
 		cs.SessionTTL = t
 	}
+	for i, lb := range c.Blocks {
+		if i > 0 {
+			d.errf(lb.DefRange, "login: at most one login block")
+			continue
+		}
+		cs.Login = d.login(lb)
+	}
 	cs = cs.WithDefaults()
 	return &cs
+}
+
+// login decodes consul { login {} } (ACL login with the task's IAM role, discovery/login.go).
+func (d *decoder) login(b *hcl.Block) *discovery.LoginConfig {
+	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("method", "meta", "sts_endpoint", "sts_region",
+		"server_id_header_value", "include_iam_entity")})
+	a := c.Attributes
+	l := &discovery.LoginConfig{}
+	l.Method, _ = d.str(a, "method")
+	l.Meta = d.strMap(a, "meta")
+	l.STSEndpoint = d.nonEmpty(a, "sts_endpoint")
+	l.STSRegion = d.nonEmpty(a, "sts_region")
+	l.ServerIDHeaderValue = d.nonEmpty(a, "server_id_header_value")
+	l.IncludeIAMEntity, _ = d.boolean(a, "include_iam_entity")
+	return l
 }
 
 // discoveryDecoded notes whether decoding a discovery block, begun with before diagnostics, found problems.

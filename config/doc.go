@@ -229,6 +229,14 @@
 //	  node       = "..."     catalog node name (default: the ECS task id, else the hostname)
 //	  session_ttl = "15s"    catalog mode's liveness session (10s..24h); a SIGKILLed task is reaped about
 //	                         2×session_ttl after its last renewal by another instance of the service
+//	  login {                ACL login with the task's IAM role (Consul auth method of type aws-iam)
+//	    method       = "aws"                  the auth method's name (required)
+//	    meta         = { team = "x" }         token meta (Consul puts it in the token's description)
+//	    sts_endpoint = "https://sts.eu-west-1.amazonaws.com"   the auth method's STSEndpoint, if it sets one
+//	    sts_region   = "eu-west-1"            (default AWS_REGION, else us-east-1)
+//	    server_id_header_value = "consul.internal"   when the auth method requires it
+//	    include_iam_entity     = false        the auth method's EnableIAMEntityDetails
+//	  }                      denied: exit 77 with required = true; logout at the end of shutdown
 //	}
 //
 // # telemetry and logs (at most one each)

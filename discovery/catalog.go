@@ -175,6 +175,8 @@ func (a *Agent) catalogReport(ctx context.Context, c *check) {
 		c.sent = status
 		a.mu.Unlock()
 	case ctx.Err() != nil || a.stopOps.Err() != nil:
+	case a.tokenGone(err):
+		a.resync(c.svc)
 	default:
 		// The next run (one interval later) retries, since c.sent still differs.
 		a.log.Warn("consul catalog check update failed; retrying next interval", "check", c.id, "error", describe(err, a.cfg.Consul.RequestTimeout))
@@ -223,6 +225,10 @@ func (a *Agent) renewLoop(ctx context.Context) {
 		cancel()
 		a.observe(ctx, err)
 		switch {
+		case a.tokenGone(err):
+			for _, s := range a.serviceList() {
+				a.resync(s)
+			}
 		case err != nil:
 			if ctx.Err() == nil && a.stopOps.Err() == nil {
 				a.log.Warn("consul session renewal failed", "session", id, "error", describe(err, a.cfg.Consul.RequestTimeout))

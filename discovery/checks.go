@@ -205,6 +205,8 @@ func (a *Agent) report(ctx context.Context, c *check) {
 		}
 	case isNotFound(err):
 		a.lost(c.svc)
+	case a.tokenGone(err):
+		a.resync(c.svc)
 	case ctx.Err() != nil || a.stopOps.Err() != nil:
 	case wasFailing:
 		a.log.Debug("consul TTL update failed", "check", c.id, "error", err)

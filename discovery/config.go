@@ -115,6 +115,9 @@ type ConsulConfig struct {
 	// SessionTTL is the TTL of catalog mode's liveness session (default 15s, 10s..24h). A SIGKILLed task's
 	// entries are reaped about 2×SessionTTL after its last renewal, while another instance of the service runs.
 	SessionTTL time.Duration
+	// Login, when set, logs in with the task's IAM role through an aws-iam auth method and uses the token
+	// (login.go); Token and TokenFile then only serve requests before the login.
+	Login *LoginConfig
 	// WrapTransport, when set, wraps the HTTP transport of the Consul client (tests count requests with it).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
@@ -304,6 +307,9 @@ func (c ConsulConfig) validate() error {
 	}
 	if c.SessionTTL != 0 && (c.SessionTTL < 10*time.Second || c.SessionTTL > 24*time.Hour) {
 		v.Valuef("session_ttl", "session_ttl %s is outside Consul's range 10s..24h", c.SessionTTL)
+	}
+	if c.Login != nil && c.Login.Method == "" {
+		v.Valuef("login.method", "login: method is required (the name of the aws-iam auth method)")
 	}
 	for _, d := range []struct {
 		name string

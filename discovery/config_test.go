@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"errors"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,6 +42,7 @@ func TestValidate(t *testing.T) {
 		{"consul mode catalog", Config{Consul: ConsulConfig{Mode: ModeCatalog, Node: "task-1", SessionTTL: 10 * time.Second}}, ""},
 		{"consul mode bad", Config{Consul: ConsulConfig{Mode: "auto"}}, `consul: mode: "auto" is not one of`},
 		{"consul session_ttl short", Config{Consul: ConsulConfig{Mode: ModeCatalog, SessionTTL: 5 * time.Second}}, "outside Consul's range"},
+		{"login without method", Config{Consul: ConsulConfig{Login: &LoginConfig{}}}, "login: method is required"},
 		{"consul node slash", Config{Consul: ConsulConfig{Mode: ModeCatalog, Node: "a/b"}}, `node: "a/b" contains '/'`},
 		{"name with slash", Config{Services: []ServiceConfig{{Name: "x/../y"}}}, `name: "x/../y" contains '/'`},
 		{"id with slash", Config{Services: []ServiceConfig{{Name: "app", ID: "x/../y"}}}, `id: "x/../y" contains '/'`},
@@ -102,5 +104,23 @@ func TestRender(t *testing.T) {
 				t.Fatalf("want %q, have %q", tc.want, have)
 			}
 		})
+	}
+}
+
+func TestLoginDenied(t *testing.T) {
+	for _, tc := range []struct {
+		err  string
+		want bool
+	}{
+		{`Unexpected response code: 500 (IAM principal arn:aws:iam::1:user/x is not trusted)`, true},
+		{`Unexpected response code: 403 (Permission denied)`, true},
+		{`Unexpected response code: 500 (received error code 403 from STS: InvalidClientTokenId)`, true},
+		{`Unexpected response code: 500 (No cluster leader)`, false},
+		{`Put "http://127.0.0.1:8500/v1/acl/login": dial tcp 127.0.0.1:8500: connect: connection refused`, false},
+		{`Unexpected response code: 500 (rpc error making call: EOF)`, false},
+	} {
+		if have := denied(errors.New(tc.err)); have != tc.want {
+			t.Errorf("denied(%q): want %v, have %v", tc.err, tc.want, have)
+		}
 	}
 }

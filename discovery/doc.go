@@ -91,6 +91,22 @@
 //   - maintenance: a critical check "_service_maintenance:ID" with the reason as its notes, as the agent
 //     would add it; off removes it.
 //
+// # ACL login with the task's IAM role
+//
+// ConsulConfig.Login (`consul { login { method = "NAME", meta = {…} } }`, login.go): berth signs an STS
+// GetCallerIdentity request with the task role's credentials (aws-sdk-go's default chain: the ECS container
+// credentials endpoint, or AWS_* variables) using HashiCorp's consul-awsauth, trades it for a token at
+// POST /v1/acl/login against an aws-iam auth method, puts that token on every request (a transport wrapper;
+// it wins over token/token_file, which then serve nothing), and logs out when Run returns, at the end of
+// shutdown (bounded by RequestTimeout; a failed logout leaves the token to the auth method's max_token_ttl).
+// With required = true the login is retried with back-off until timeout while Consul does not answer or has
+// no leader (then 69); a refusal (a principal the method does not trust, no binding rule, STS refusing the
+// signature: Consul answers 403, or 500 with those messages) ends berth with 77 at once. Without required the
+// application starts and registration retries the login with the same back-off, so neither case loops on
+// crashes. A token Consul no longer knows (expired or deleted: "ACL not found", checked with a read of the
+// token itself when a call reports a bare 403) is dropped and the next registration attempt logs in again:
+// within session_ttl/2 in catalog mode, one check interval in agent mode.
+//
 // # Cost at steady state
 //
 // Agent mode: one PUT /v1/agent/check/update per check per interval, plus one blocking GET /v1/health/service per peers

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -71,6 +73,10 @@ type Agent struct {
 	maintReason string
 	peers       []*peerState
 	cat         *catalogState // catalog mode (catalog.go); nil in agent mode
+
+	// token is the ACL token of consul { login {} } (login.go), put on every request by the transport.
+	token   *atomic.Pointer[string]
+	loginMu sync.Mutex // one login at a time
 	// Consul's reachability as the last request left it: consulErr is set while requests go unanswered
 	// (refused, reset, timed out) and cleared by the first answer; recovered is then closed and replaced, which
 	// re-issues the blocking queries that lived through the outage.
@@ -123,12 +129,23 @@ func New(cfg Config, log hclog.Logger) (*Agent, error) {
 	if c.BlockingWait == 0 {
 		c.BlockingWait = DefaultBlockingWait
 	}
-	client, err := newClient(cfg.Consul)
+	token := new(atomic.Pointer[string])
+	cc := cfg.Consul
+	if cc.Login != nil {
+		wrap := cc.WrapTransport
+		cc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+			if wrap != nil {
+				rt = wrap(rt)
+			}
+			return tokenTransport{base: rt, token: token}
+		}
+	}
+	client, err := newClient(cc)
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: log, client: client, regSem: make(chan struct{}, 1), kick: make(chan struct{}, 1),
-		recovered: make(chan struct{})}
+		recovered: make(chan struct{}), token: token}
 	a.stopOps, a.cancelOps = context.WithCancel(context.Background())
 	if cfg.Consul.Mode == ModeCatalog {
 		a.cat = &catalogState{} // filled in by prepare
@@ -281,6 +298,9 @@ func (a *Agent) Register(ctx context.Context) error {
 	if err := a.prepare(ctx); err != nil {
 		return err
 	}
+	if err := a.registerLogin(ctx); err != nil {
+		return err
+	}
 	if len(a.serviceList()) == 0 {
 		return nil
 	}
@@ -320,7 +340,11 @@ func (a *Agent) registerAll(parent context.Context) error {
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	defer context.AfterFunc(a.stopOps, cancel)()
+	if err := a.login(ctx); err != nil {
+		return err
+	}
 	failed := func(s *service, err error) error {
+		a.tokenGone(err)
 		a.observe(parent, err)
 		err = describe(err, timeout)
 		a.mu.Lock()
@@ -417,6 +441,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	defer a.logout() // Run returns at the end of shutdown, after the application
 	var wg sync.WaitGroup
 	for _, s := range a.serviceList() {
 		for _, c := range s.checks {

@@ -227,6 +227,22 @@ func StartConsul(t testing.TB) *Consul {
 	return c
 }
 
+// StartConsulACL starts `consul agent -dev` with ACLs on (default_policy "deny") and the management token
+// root, for tests of consul { login {} }.
+func StartConsulACL(t testing.TB, root string) *Consul {
+	t.Helper()
+	c := &Consul{t: t, HTTPPort: FreePort(t)}
+	c.Addr = "127.0.0.1:" + strconv.Itoa(c.HTTPPort)
+	c.args = []string{Tool(t, "consul"), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(c.HTTPPort), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-serf-lan-port", strconv.Itoa(FreePort(t)), "-serf-wan-port", strconv.Itoa(FreePort(t)),
+		"-server-port", strconv.Itoa(FreePort(t)), "-log-level", "warn",
+		"-node", "berth-test-" + strconv.Itoa(c.HTTPPort),
+		"-hcl", `acl { enabled = true, default_policy = "deny", tokens { initial_management = "` + root + `" } }`}
+	c.start()
+	return c
+}
+
 func (c *Consul) start() {
 	c.t.Helper()
 	c.Process = Start(c.t, nil, c.args...)
