@@ -58,7 +58,7 @@ func (c contextFlag) Set(s string) error {
 // recorded in an envelope. stdin/stdout are used when -in/-out are absent or "-".
 func RunCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	usage := func(msg string) int {
-		fmt.Fprintf(stderr, "berth: secrets: %s\nusage: berth secrets encrypt -key KEY_ID [-context k=v]... [-in FILE] [-out FILE] [-ref]\n       berth secrets decrypt [-context k=v]... [-in FILE] [-out FILE]\n", msg)
+		fmt.Fprintf(stderr, "berth: secrets: %s (berth secrets encrypt -h, berth secrets decrypt -h)\n", msg)
 		return ExitUsage
 	}
 	if len(args) == 0 {
@@ -81,6 +81,17 @@ func RunCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		asRef = fs.Bool("ref", false, "print a kms:BASE64 reference (raw KMS Encrypt, ≤ 4 KiB)")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // asked for: the flags, to stdout, exit 0
+			fmt.Fprintf(stdout, "usage: berth secrets %s [flags]\n", cmd)
+			if cmd == "encrypt" {
+				fmt.Fprintln(stdout, "Writes the envelope format (KMS GenerateDataKey + AES-256-GCM; any size) for a kms_file block,\nor with -ref a kms:BASE64 reference for an environment variable (raw KMS Encrypt, at most 4 KiB).")
+			} else {
+				fmt.Fprintln(stdout, "Reads an envelope, a raw KMS blob or a kms:BASE64 reference and writes the plaintext.")
+			}
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return 0
+		}
 		return usage(err.Error())
 	}
 	if fs.NArg() > 0 {

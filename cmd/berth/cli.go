@@ -40,7 +40,7 @@ func Main(args []string, stdio Stdio, env LookupEnv, environ Environ) int {
 		case "-version", "--version":
 			return cmdVersion(nil, stdio, env)
 		case "-h", "-help", "--help", "help":
-			usage(stdio.Err)
+			usage(stdio.Out) // asked for: to stdout, so `berth --help | less` shows it
 			return 0
 		}
 		switch args[0] {

@@ -106,3 +106,24 @@ func TestSignalRewriteFromFileAndFlag(t *testing.T) {
 }
 
 func ptr(d time.Duration) *time.Duration { return &d }
+
+// TestHelpIsAskedFor: help that was asked for goes to stdout and exits 0 (`berth --help | less`), for berth,
+// run, validate and secrets; a usage error is one berth: line on stderr and 64.
+func TestHelpIsAskedFor(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "-h"}, {"validate", "-h"}, {"secrets", "encrypt", "-h"}, {"secrets", "decrypt", "-h"}} {
+		var out, errb bytes.Buffer
+		if code := Main(args, Stdio{Out: &out, Err: &errb}, envOf(nil), func() []string { return nil }); code != 0 || out.Len() == 0 || errb.Len() != 0 {
+			t.Errorf("berth %v: exit %d, stdout %d bytes, stderr %q; want 0, the help on stdout, nothing on stderr", args, code, out.Len(), errb.String())
+		}
+		if args[0] == "secrets" && args[1] == "encrypt" && (!strings.Contains(out.String(), "-ref") || !strings.Contains(out.String(), "-context")) {
+			t.Errorf("secrets encrypt -h does not explain -ref and -context:\n%s", out.String())
+		}
+	}
+	for _, args := range [][]string{{"secrets", "encrypt"}, {"secrets", "bogus"}, {"validate", "-nope"}} {
+		var out, errb bytes.Buffer
+		code := Main(args, Stdio{Out: &out, Err: &errb}, envOf(nil), func() []string { return nil })
+		if lines := strings.Split(strings.TrimSpace(errb.String()), "\n"); code != exitUsage || len(lines) != 1 || !strings.HasPrefix(lines[0], "berth: ") {
+			t.Errorf("berth %v: exit %d, stderr %q; want 64 and one berth: line", args, code, errb.String())
+		}
+	}
+}

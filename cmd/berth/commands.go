@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +24,10 @@ func cmdValidate(args []string, stdio Stdio, env LookupEnv) int {
 	fs.SetOutput(io.Discard)
 	path := fs.String("config", "", "config file")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdio.Out, "usage: berth validate -config FILE (or BERTH_CONFIG)\nPrints every problem as FILE:LINE:COL: message and exits 78, or FILE: ok and 0.")
+			return 0
+		}
 		return fail(stdio.Err, exitUsage, "validate: %v", err)
 	}
 	if *path == "" {

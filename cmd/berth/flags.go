@@ -86,15 +86,15 @@ func envName(flagName string) string {
 }
 
 // parseRunFlags parses args, then fills every flag not given from BERTH_<NAME> (flag > env > file > default).
-// It returns the remaining arguments (the command).
-func parseRunFlags(args []string, env LookupEnv, errOut io.Writer) (*runFlags, []string, error) {
+// It returns the remaining arguments (the command). -h prints the flags to helpOut and returns flag.ErrHelp.
+func parseRunFlags(args []string, env LookupEnv, helpOut io.Writer) (*runFlags, []string, error) {
 	f := &runFlags{set: map[string]bool{}}
 	fs := newRunFlagSet(f, io.Discard) // errors become berth's one line, not the flag package's dump
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(errOut, "usage: berth [run] [flags] [--] COMMAND [ARG...]\nflags (each also BERTH_<FLAG>):")
-			fs.SetOutput(errOut)
+			fmt.Fprintln(helpOut, "usage: berth [run] [flags] [--] COMMAND [ARG...]\nflags (each also BERTH_<FLAG>):")
+			fs.SetOutput(helpOut)
 			fs.PrintDefaults()
 		}
 		return nil, nil, err

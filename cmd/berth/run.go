@@ -24,7 +24,7 @@ import (
 )
 
 func cmdRun(args []string, stdio Stdio, env LookupEnv, environ Environ) int {
-	f, command, err := parseRunFlags(args, env, stdio.Err)
+	f, command, err := parseRunFlags(args, env, stdio.Out)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
