@@ -9,14 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/aws/aws-sdk-go/aws"
-	awssession "github.com/aws/aws-sdk-go/aws/session"
-	iamauth "github.com/hashicorp/consul-awsauth"
 	"github.com/hashicorp/consul/api"
 )
 
 // ACL login with the task's IAM role (consul { login { … } }): berth signs an STS GetCallerIdentity request
-// with the task role's credentials (HashiCorp's consul-awsauth, as consul-ecs does), trades it for an ACL token
+// with the task role's credentials (the login data of HashiCorp's consul-awsauth, see awsiam.go), trades it for an ACL token
 // at POST /v1/acl/login (Consul's aws-iam auth method), uses that token for every request, and logs out when
 // Run returns, at the end of shutdown.
 
@@ -83,23 +80,9 @@ func (a *Agent) login(ctx context.Context) error {
 	if a.loginToken() != "" {
 		return nil
 	}
-	region := lc.STSRegion
-	if region == "" {
-		region = "us-east-1"
-	}
-	sess, err := awssession.NewSessionWithOptions(awssession.Options{Config: aws.Config{Region: aws.String(region)},
-		SharedConfigState: awssession.SharedConfigEnable})
+	data, err := iamLoginData(ctx, lc, nil)
 	if err != nil {
-		return fmt.Errorf("consul login: AWS credentials: %w", err)
-	}
-	if lc.STSRegion == "" && sess.Config.Region != nil && *sess.Config.Region != "" {
-		region = *sess.Config.Region
-	}
-	data, err := iamauth.GenerateLoginData(&iamauth.LoginInput{Creds: sess.Config.Credentials,
-		IncludeIAMEntity: lc.IncludeIAMEntity, STSEndpoint: lc.STSEndpoint, STSRegion: region,
-		ServerIDHeaderValue: lc.ServerIDHeaderValue, Logger: a.log.Named("awsauth")})
-	if err != nil {
-		return fmt.Errorf("consul login: sign the STS request: %w", err)
+		return fmt.Errorf("consul login: %w", err)
 	}
 	bearer, err := json.Marshal(data)
 	if err != nil {
