@@ -94,8 +94,8 @@
 // # ACL login with the task's IAM role
 //
 // ConsulConfig.Login (`consul { login { method = "NAME", meta = {…} } }`, login.go): berth signs an STS
-// GetCallerIdentity request with the task role's credentials (aws-sdk-go's default chain: the ECS container
-// credentials endpoint, or AWS_* variables) using HashiCorp's consul-awsauth, trades it for a token at
+// GetCallerIdentity request with the task role's credentials (aws-sdk-go-v2's default chain: the ECS container
+// credentials endpoint, or AWS_* variables) into consul-awsauth's login data (awsiam.go), trades it for a token at
 // POST /v1/acl/login against an aws-iam auth method, puts that token on every request (a transport wrapper;
 // it wins over token/token_file, which then serve nothing), and logs out when Run returns, at the end of
 // shutdown (bounded by RequestTimeout; a failed logout leaves the token to the auth method's max_token_ttl).
