@@ -66,7 +66,7 @@ type berth struct {
 // reaper and listeners that must fail early (Prometheus, control socket); on error they are closed again.
 func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ Environ) (b *berth, code int, err error) {
 	b = &berth{flags: f, env: env, environ: environ, stdio: stdio, prepared: make(chan struct{}), started: time.Now()}
-	var cleanup []func()
+	var cleanup []func() // what the builders started, undone in reverse if a later one fails
 	defer func() {
 		if err != nil {
 			for i := len(cleanup) - 1; i >= 0; i-- {
@@ -97,24 +97,40 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 	if metadataURI != "" {
 		meta = &ecsmeta.Cache{Client: ecsmeta.Client{URI: metadataURI}}
 	}
+	// In dependency order: output, discovery (checked before anything listens), metrics (discovery and
+	// secrets report to them once running), secrets, the supervisor (which wires all of them), the control
+	// socket (which serves them).
+	for _, build := range []func() (int, error){
+		func() (int, error) { return b.buildStreamer(file) },
+		func() (int, error) { return b.buildDiscovery(metadataURI, meta) },
+		func() (int, error) { return b.buildMetrics(file, getenv, meta, &cleanup) },
+		func() (int, error) { return b.buildResolver(file, metadataURI, meta) },
+		func() (int, error) { return b.buildSupervisor(file, getenv, meta, &cleanup) },
+		func() (int, error) { return b.buildControl(&cleanup) },
+	} {
+		if code, err := build(); err != nil {
+			return nil, code, err
+		}
+	}
+	return b, 0, nil
+}
 
-	// output
+// buildStreamer: every process's output, line by line, redacted (logs block).
+func (b *berth) buildStreamer(file *configFile) (int, error) {
 	logsFormat, prefix, maxLine := "raw", false, 0
 	if file != nil {
 		logsFormat, prefix, maxLine = file.Logs.Format, file.Logs.Prefix, file.Logs.MaxLine
 	}
-	if b.streamer, err = telemetry.NewStreamer(telemetry.StreamConfig{Format: logsFormat, Prefix: prefix, Redact: o.redact,
-		Stdout: stdio.Out, Stderr: stdio.Err, MaxLine: maxLine}, b.log.Named("output")); err != nil {
-		return nil, exitConfig, err
+	var err error
+	if b.streamer, err = telemetry.NewStreamer(telemetry.StreamConfig{Format: logsFormat, Prefix: prefix, Redact: b.opts.redact,
+		Stdout: b.stdio.Out, Stderr: b.stdio.Err, MaxLine: maxLine}, b.log.Named("output")); err != nil {
+		return exitConfig, err
 	}
+	return 0, nil
+}
 
-	// discovery
-	dc, hasDiscovery, err := o.discoveryConfig(f, metadataURI)
-	if err != nil {
-		return nil, exitCodeOf(err, exitUsage), err
-	}
-
-	// metrics: only when asked for (DogStatsD env or config, Prometheus address)
+// buildMetrics: only when asked for (DogStatsD env or config, Prometheus address).
+func (b *berth) buildMetrics(file *configFile, getenv func(string) string, meta *ecsmeta.Cache, cleanup *[]func()) (int, error) {
 	var dogstatsd string
 	if file != nil {
 		dogstatsd = file.Telemetry.DogStatsD
@@ -135,41 +151,52 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 	}
 	dsdAddr, err := telemetry.ResolveDogStatsD(dogstatsd, getenv)
 	if err != nil {
-		return nil, exitUsage, err // a malformed DD_DOGSTATSD_URL must not silently turn metrics off
+		return exitUsage, err // a malformed DD_DOGSTATSD_URL must not silently turn metrics off
 	}
-	if dsdAddr != "" || o.prometheus != "" {
-		var task *ecsmeta.Task
-		if meta != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if task, err = meta.Fetch(ctx); err != nil {
-				b.log.Warn("ECS task metadata unavailable; metrics go without ECS tags", "error", err)
-			}
-			cancel()
-		}
-		b.metrics, err = telemetry.NewMetrics(telemetry.MetricsConfig{
-			DogStatsD: dogstatsd, Prometheus: o.prometheus, Env: metricsEnv, ECSTask: task,
-			Status: func() any { return b.status() }, Processes: func() map[string]int { return b.sup.Pids() },
-		}, b.log.Named("metrics"))
-		if err != nil {
-			return nil, exitUsage, err
-		}
-		cleanup = append(cleanup, func() { _ = b.metrics.Close() })
+	if dsdAddr == "" && b.opts.prometheus == "" {
+		return 0, nil
 	}
+	var task *ecsmeta.Task
+	if meta != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if task, err = meta.Fetch(ctx); err != nil {
+			b.log.Warn("ECS task metadata unavailable; metrics go without ECS tags", "error", err)
+		}
+		cancel()
+	}
+	b.metrics, err = telemetry.NewMetrics(telemetry.MetricsConfig{
+		DogStatsD: dogstatsd, Prometheus: b.opts.prometheus, Env: metricsEnv, ECSTask: task,
+		Status: func() any { return b.status() }, Processes: func() map[string]int { return b.sup.Pids() },
+	}, b.log.Named("metrics"))
+	if err != nil {
+		return exitUsage, err
+	}
+	*cleanup = append(*cleanup, func() { _ = b.metrics.Close() })
+	return 0, nil
+}
 
-	if hasDiscovery {
-		dc.Metadata = meta
-		dc.Exec = b.execCheck
-		dc.OnCheck = func(c discovery.CheckState) {
-			if b.metrics != nil {
-				b.metrics.CheckStatus(c.Name, c.Service, c.Status)
-			}
-		}
-		if b.disc, err = discovery.New(dc, b.log.Named("consul")); err != nil {
-			return nil, exitCodeOf(err, exitConfig), err
+// buildDiscovery: the Consul agent, when a service, peers or coordination needs one.
+func (b *berth) buildDiscovery(metadataURI string, meta *ecsmeta.Cache) (int, error) {
+	dc, hasDiscovery, err := b.opts.discoveryConfig(b.flags, metadataURI)
+	if err != nil || !hasDiscovery {
+		return exitCodeOf(err, exitUsage), err
+	}
+	dc.Metadata = meta
+	dc.Exec = b.execCheck
+	dc.OnCheck = func(c discovery.CheckState) {
+		if b.metrics != nil {
+			b.metrics.CheckStatus(c.Name, c.Service, c.Status)
 		}
 	}
+	if b.disc, err = discovery.New(dc, b.log.Named("consul")); err != nil {
+		return exitCodeOf(err, exitConfig), err
+	}
+	return 0, nil
+}
 
-	// secrets: the resolver is cheap until it has something to fetch (AWS config is loaded lazily)
+// buildResolver: secrets. The resolver is cheap until it has something to fetch (AWS config loads lazily).
+func (b *berth) buildResolver(file *configFile, metadataURI string, meta *ecsmeta.Cache) (int, error) {
+	o := b.opts
 	secCfg := secrets.Config{SkipEnv: skipEnvFor(o.skipEnv, o.unitNames()), Blocks: o.secretBlocks(), MetadataURI: metadataURI, Metadata: meta,
 		NewValues: b.addSecretValues}
 	if file != nil {
@@ -179,11 +206,16 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 	if b.metrics != nil {
 		secCfg.Observe = func(_ string, d time.Duration, err error) { b.metrics.SecretsFetched(d, err) }
 	}
+	var err error
 	if b.resolver, err = secrets.New(secCfg, b.log); err != nil {
-		return nil, exitCodeOf(err, exitConfig), err
+		return exitCodeOf(err, exitConfig), err
 	}
+	return 0, nil
+}
 
-	// supervisor
+// buildSupervisor: the main command, the jobs and their gates, the reaper, and the shutdown's drain step.
+func (b *berth) buildSupervisor(file *configFile, getenv func(string) string, meta *ecsmeta.Cache, cleanup *[]func()) (int, error) {
+	o := b.opts
 	supCfg := supervisor.Config{
 		KillGrace: o.killGrace, DrainDelay: o.drainDelay, SignalRewrite: o.signalRewrite,
 		Output: b.streamer, Prepare: b.prepare,
@@ -206,7 +238,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 		}
 		main := o.specFromProcess(supervisor.MainName, mp, o.command, nil)
 		main.Stdin = true
-		main.TTY = hasControllingTTY(stdio.In)
+		main.TTY = hasControllingTTY(b.stdio.In)
 		supCfg.Main = &main
 		if mp != nil {
 			supCfg.MainAfter = mp.After
@@ -219,37 +251,43 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 		}
 	}
 	if err := b.coordinator(file, &supCfg, meta, getenv); err != nil { // singleton and once gates
-		return nil, exitCodeOf(err, exitConfig), err
+		return exitCodeOf(err, exitConfig), err
 	}
 	supCfg.Resident = b.disc != nil || o.prometheus != ""
+	var err error
 	if b.reaper, err = supervisor.NewReaper(b.log.Named("reaper")); err != nil {
-		return nil, exitSoftware, err
+		return exitSoftware, err
 	}
-	cleanup = append(cleanup, b.reaper.Close)
+	*cleanup = append(*cleanup, b.reaper.Close)
 	if b.sup, err = supervisor.New(supCfg, b.reaper, b.log.Named("supervisor")); err != nil {
-		return nil, exitConfig, err
+		return exitConfig, err
 	}
+	return 0, nil
+}
 
-	// control socket. One asked for explicitly is created now, so that a second berth on the same socket
-	// fails before starting anything. The default one is optional: it is created by its actor, off the path
-	// to the main command's exec (about 1 ms), and a failure only disables it — a zero-config berth must run
-	// like tini even where it cannot create /var/run/berth.sock.
-	if o.controlSocket != "" {
-		srv, err := control.New(control.Config{Socket: o.controlSocket}, backend{b}, b.log)
-		if err == nil && o.controlExplicit {
-			err = srv.Listen()
-		}
-		switch {
-		case err == nil:
-			b.ctl = srv
-			cleanup = append(cleanup, func() { _ = srv.Close() })
-		case o.controlExplicit:
-			return nil, exitUnavailable, fmt.Errorf("control socket: %w", err)
-		default:
-			b.log.Debug("control socket disabled", "socket", o.controlSocket, "error", err)
-		}
+// buildControl: the control socket. One asked for explicitly is created now, so that a second berth on the
+// same socket fails before starting anything. The default one is optional: it is created by its actor, off
+// the path to the main command's exec (about 1 ms), and a failure only disables it — a zero-config berth must
+// run like tini even where it cannot create /var/run/berth.sock.
+func (b *berth) buildControl(cleanup *[]func()) (int, error) {
+	o := b.opts
+	if o.controlSocket == "" {
+		return 0, nil
 	}
-	return b, 0, nil
+	srv, err := control.New(control.Config{Socket: o.controlSocket}, backend{b}, b.log)
+	if err == nil && o.controlExplicit {
+		err = srv.Listen()
+	}
+	switch {
+	case err == nil:
+		b.ctl = srv
+		*cleanup = append(*cleanup, func() { _ = srv.Close() })
+	case o.controlExplicit:
+		return exitUnavailable, fmt.Errorf("control socket: %w", err)
+	default:
+		b.log.Debug("control socket disabled", "socket", o.controlSocket, "error", err)
+	}
+	return 0, nil
 }
 
 // run wires the actors into one run.Group and returns berth's exit code.
