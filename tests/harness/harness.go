@@ -57,6 +57,35 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreePorts returns n distinct loopback TCP ports that were free a moment ago: all are held open until the
+// last is taken, so two of them can never be the same (separate FreePort calls can: Consul then refuses a
+// serf WAN port equal to the LAN one).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
+// consulArgs are the arguments of a `consul agent -dev` on distinct free loopback ports.
+func consulArgs(t testing.TB, c *Consul) []string {
+	p := FreePorts(t, 4)
+	c.HTTPPort = p[0]
+	c.Addr = "127.0.0.1:" + strconv.Itoa(c.HTTPPort)
+	return []string{Tool(t, "consul"), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(p[0]), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-serf-lan-port", strconv.Itoa(p[1]), "-serf-wan-port", strconv.Itoa(p[2]),
+		"-server-port", strconv.Itoa(p[3]), "-log-level", "warn",
+		"-node", "berth-test-" + strconv.Itoa(c.HTTPPort)}
+}
+
 // binary is a program of this repository built once per test binary.
 type binary struct {
 	once sync.Once
@@ -216,13 +245,8 @@ type Consul struct {
 // StartConsul starts `consul agent -dev` on free loopback ports and waits until it has a leader.
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
-	c := &Consul{t: t, HTTPPort: FreePort(t)}
-	c.Addr = "127.0.0.1:" + strconv.Itoa(c.HTTPPort)
-	c.args = []string{Tool(t, "consul"), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-http-port", strconv.Itoa(c.HTTPPort), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-serf-lan-port", strconv.Itoa(FreePort(t)), "-serf-wan-port", strconv.Itoa(FreePort(t)),
-		"-server-port", strconv.Itoa(FreePort(t)), "-log-level", "warn",
-		"-node", "berth-test-" + strconv.Itoa(c.HTTPPort)}
+	c := &Consul{t: t}
+	c.args = consulArgs(t, c)
 	c.start()
 	return c
 }
@@ -231,14 +255,9 @@ func StartConsul(t testing.TB) *Consul {
 // root, for tests of consul { login {} }.
 func StartConsulACL(t testing.TB, root string) *Consul {
 	t.Helper()
-	c := &Consul{t: t, HTTPPort: FreePort(t)}
-	c.Addr = "127.0.0.1:" + strconv.Itoa(c.HTTPPort)
-	c.args = []string{Tool(t, "consul"), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-http-port", strconv.Itoa(c.HTTPPort), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-serf-lan-port", strconv.Itoa(FreePort(t)), "-serf-wan-port", strconv.Itoa(FreePort(t)),
-		"-server-port", strconv.Itoa(FreePort(t)), "-log-level", "warn",
-		"-node", "berth-test-" + strconv.Itoa(c.HTTPPort),
-		"-hcl", `acl { enabled = true, default_policy = "deny", tokens { initial_management = "` + root + `" } }`}
+	c := &Consul{t: t}
+	c.args = append(consulArgs(t, c),
+		"-hcl", `acl { enabled = true, default_policy = "deny", tokens { initial_management = "`+root+`" } }`)
 	c.start()
 	return c
 }
