@@ -63,7 +63,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# freeport prints a free loopback port that this demo has not handed out before ($WORK/ports): ports taken one
+# at a time could repeat, and Consul refuses equal serf LAN and WAN ports.
+freeport() {
+  python3 - "$WORK/ports" <<'PY'
+import socket, sys
+used = set(open(sys.argv[1]).read().split()) if __import__("os").path.exists(sys.argv[1]) else set()
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = str(s.getsockname()[1]); s.close()
+    if p not in used:
+        break
+open(sys.argv[1], "a").write(p + "\n"); print(p)
+PY
+}
 
 # wait_for SECONDS WHAT COMMAND...: retry COMMAND every 0.2s until it succeeds.
 wait_for() {
