@@ -2,7 +2,7 @@ package config
 
 import "github.com/hashicorp/hcl/v2/hclsyntax"
 
-// expandSingleLineBlocks rewrites single-line blocks that separate arguments with commas, such as SPEC §9's
+// expandSingleLineBlocks rewrites single-line blocks that separate arguments with commas, such as the README's
 //
 //	check { http = "http://127.0.0.1:8080/health", interval = "10s", timeout = "2s" }
 //

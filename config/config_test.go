@@ -34,7 +34,7 @@ func clearPos(f *config.File) {
 	f.Positions = nil
 }
 
-// specExample reads testdata/spec.hcl (SPEC §9's example, verbatim) or its JSON twin, with the user "app"
+// specExample reads testdata/spec.hcl (the README's full-mode example, verbatim) or its JSON twin, with the user "app"
 // replaced by "nobody", which exists on the test machines.
 func specExample(t *testing.T, name, from, to string) []byte {
 	t.Helper()

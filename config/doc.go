@@ -1,4 +1,4 @@
-// Package config reads berth's configuration file (SPEC §9), shared by `berth run -config` and
+// Package config reads berth's configuration file, shared by `berth run -config` and
 // `berth validate`. The blocks other packages own come out as those packages' own types, defaults filled in
 // by their WithDefaults and checked by their Validate: service, check, peers and consul as discovery's
 // ServiceConfig, CheckConfig, PeersConfig and ConsulConfig, secret blocks as secrets.Block, hooks as
@@ -12,7 +12,7 @@
 // A file whose name ends in ".json" is HCL's JSON syntax with the same structure (blocks with a label are
 // objects keyed by the label: {"job": {"migrate": {"command": ["..."]}}}); any other file is HCL native
 // syntax. As an extension to HCL, a single-line block may hold several arguments separated by commas, as in
-// SPEC §9's `check { http = "...", interval = "10s", timeout = "2s" }`.
+// the README's `check { http = "...", interval = "10s", timeout = "2s" }`.
 //
 // # Limits
 //
@@ -42,7 +42,7 @@
 //
 //	env("NAME")            the value of an environment variable of berth; an error at the call if unset
 //	env("NAME", "default") the value, or "default" when unset
-//	secret("REF")          a secret reference (SPEC §4 syntax) inside a longer value, resolved before any
+//	secret("REF")          a secret reference (the README's reference syntax) inside a longer value, resolved before any
 //	                       process starts: DATABASE_URL = "postgres://app:${secret("secretsmanager:db:password")}@db/app"
 //
 // # Top level
@@ -64,7 +64,7 @@
 // # main (at most one)
 //
 // The main command. Its command may be left out: a COMMAND on berth's command line replaces it, and with
-// neither berth runs as a sidecar (SPEC §8).
+// neither berth runs as a sidecar (README "Sidecar mode").
 //
 //	main {
 //	  command      = ["java", "-jar", "/app/app.jar"]

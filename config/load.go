@@ -14,7 +14,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 )
 
-// ExitConfig is the exit code of a bad configuration (EX_CONFIG, SPEC §2).
+// ExitConfig is the exit code of a bad configuration (EX_CONFIG, README "Exit codes").
 const ExitConfig = 78
 
 // Error is returned by Load and Parse for every kind of bad configuration. Problems lists all of them in

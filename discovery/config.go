@@ -18,7 +18,7 @@ import (
 	"github.com/berth-dev/berth/onchange"
 )
 
-// Defaults (SPEC §5).
+// Defaults (README).
 const (
 	DefaultCheckInterval           = 10 * time.Second
 	DefaultCheckTimeout            = 5 * time.Second

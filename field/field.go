@@ -83,7 +83,7 @@ func (b *Block) Err() error {
 	return joined(b.errs)
 }
 
-// joined is errors.Join on one line: messages of berth's own stay one line (SPEC §2).
+// joined is errors.Join on one line: messages of berth's own stay one line (README "Exit codes").
 type joined []error
 
 func (j joined) Error() string {

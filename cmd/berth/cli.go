@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// Exit codes of SPEC §2 that berth itself produces.
+// Exit codes (README "Exit codes") that berth itself produces.
 const (
 	exitUsage       = 64
 	exitUnavailable = 69
@@ -32,7 +32,7 @@ type LookupEnv func(string) (string, bool)
 // processes berth starts inherit.
 type Environ func() []string
 
-// Main dispatches the first word; anything that is not a reserved subcommand is `run` (SPEC §1), so
+// Main dispatches the first word; anything that is not a reserved subcommand is `run` (README "Use it"), so
 // `berth -- health` runs a program called health.
 func Main(args []string, stdio Stdio, env LookupEnv, environ Environ) int {
 	if len(args) > 0 {
@@ -88,7 +88,7 @@ func fail(w io.Writer, code int, format string, a ...any) int {
 	return code
 }
 
-// exitCodeOf returns the exit code an error carries (SPEC §2), or def.
+// exitCodeOf returns the exit code an error carries (README "Exit codes"), or def.
 func exitCodeOf(err error, def int) int {
 	var ec interface{ ExitCode() int }
 	if errors.As(err, &ec) {

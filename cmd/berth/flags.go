@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// runFlags are the flags of `berth run` (SPEC §1). Each is also read from BERTH_<NAME>.
+// runFlags are the flags of `berth run` (README "Use it"). Each is also read from BERTH_<NAME>.
 type runFlags struct {
 	config        string
 	logLevel      string
