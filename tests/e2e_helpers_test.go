@@ -143,7 +143,7 @@ func startBackground(t *testing.T, env []string, argv ...string) *bgRun {
 	}
 	go func() {
 		_ = r.cmd.Wait()
-		r.code = r.cmd.ProcessState.ExitCode()
+		r.code = harness.ExitCode(r.cmd.ProcessState)
 		close(r.done)
 	}()
 	t.Cleanup(func() {

@@ -263,10 +263,7 @@ func startInit(t *testing.T, in peerInit, o initOpts, child ...string) *initRun 
 	}
 	go func() {
 		_ = r.cmd.Wait()
-		r.code = r.cmd.ProcessState.ExitCode()
-		if ws, ok := r.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.code = 128 + int(ws.Signal())
-		}
+		r.code = harness.ExitCode(r.cmd.ProcessState)
 		close(r.done)
 	}()
 	t.Cleanup(r.kill)
@@ -557,11 +554,7 @@ func runShort(argv []string, dir string, timeout time.Duration) (int, string, st
 	if ctx.Err() != nil {
 		return -1, stdout.String(), stderr.String(), fmt.Errorf("did not exit within %s", timeout)
 	}
-	code := cmd.ProcessState.ExitCode()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		code = 128 + int(ws.Signal())
-	}
-	return code, stdout.String(), stderr.String(), nil
+	return harness.ExitCode(cmd.ProcessState), stdout.String(), stderr.String(), nil
 }
 
 // tini's run_inner_tests.py (all 256 codes) and dumb-init's exit_status_test.py (regular exit, and 128+S

@@ -71,10 +71,7 @@ func RunBerth(t testing.TB, o BerthOpts) *BerthRun {
 	}
 	go func() {
 		_ = b.Cmd.Wait()
-		b.code = b.Cmd.ProcessState.ExitCode()
-		if ws, ok := b.Cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			b.code = 128 + int(ws.Signal())
-		}
+		b.code = ExitCode(b.Cmd.ProcessState)
 		close(b.done)
 	}()
 	t.Cleanup(func() {
@@ -171,4 +168,13 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	if !Within(timeout, cond) {
 		t.Fatalf("%s: not within %s", what, timeout)
 	}
+}
+
+// ExitCode is a finished process's code as a shell reports it: its exit status, or 128+N when signal N
+// killed it (ProcessState.ExitCode says -1 then).
+func ExitCode(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
 }
