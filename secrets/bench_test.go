@@ -33,12 +33,12 @@ func BenchmarkResolve50Refs5Secrets(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.Setenv("AWS_ENDPOINT_URL", bc.endpoint)
 			r := mustNew(b, Config{Concurrency: bc.concurrency}, nil)
-			if _, err := r.Resolve(b.Context(), env); err != nil { // creates the AWS clients outside the timing
+			if _, err := r.Resolve(b.Context(), Env{Shared: env}); err != nil { // creates the AWS clients outside the timing
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := r.Resolve(b.Context(), env); err != nil {
+				if _, err := r.Resolve(b.Context(), Env{Shared: env}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -70,12 +70,12 @@ func TestResolveWithoutReferencesNeedsNoAWS(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := []string{"PATH=/bin", "ARN=arn:aws:iam::123456789012:role/x", "EMPTY=", "NOEQUALS"}
-	res, err := r.Resolve(t.Context(), in)
+	res, err := r.Resolve(t.Context(), Env{Shared: in})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(res.Env, "|") != strings.Join(in, "|") {
-		t.Errorf("want the environment unchanged, have %q", res.Env)
+	if strings.Join(res.Env.Shared, "|") != strings.Join(in, "|") {
+		t.Errorf("want the environment unchanged, have %q", res.Env.Shared)
 	}
 	if r.clients != nil {
 		t.Error("want no AWS clients created without references")
@@ -87,12 +87,12 @@ func TestResolveMalformedIsConfigError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Resolve(t.Context(), []string{"SKIPPED=ssm:", "DB_URL=secretsmanager:a:b:c:d:e"})
+	_, err = r.Resolve(t.Context(), Env{Shared: []string{"SKIPPED=ssm:", "DB_URL=secretsmanager:a:b:c:d:e"}})
 	var se *Error
 	if !asError(err, &se) || se.ExitCode() != ExitConfig || !strings.Contains(err.Error(), "DB_URL") {
 		t.Fatalf("want a 78 error naming DB_URL, have %v", err)
 	}
-	_, err = r.Resolve(t.Context(), []string{"URL=x" + Marker("not-a-ref") + "y"})
+	_, err = r.Resolve(t.Context(), Env{Shared: []string{"URL=x" + Marker("not-a-ref") + "y"}})
 	if !asError(err, &se) || se.ExitCode() != ExitConfig || !strings.Contains(err.Error(), "URL") {
 		t.Fatalf("want a 78 error naming URL, have %v", err)
 	}

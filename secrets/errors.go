@@ -23,6 +23,8 @@ const (
 type Error struct {
 	// Var is the environment variable ("DB_PASSWORD") or block ("secret \"db\"") the failure belongs to.
 	Var string
+	// Unit is the unit (main command or job) whose own env block holds Var; "" for berth's environment.
+	Unit string
 	// Ref is the reference as it may be shown (Ref.String()), or "" when not applicable.
 	Ref string
 	// Code is the berth exit code (ExitUnavailable, ExitAccessDenied, ExitConfig, ExitCantCreate).
@@ -32,6 +34,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Unit != "" { // a unit's env block: "main: secret DB=ssm:/db: ..." like the supervisor's "main: cannot run"
+		c := *e
+		c.Unit = ""
+		return e.Unit + ": " + c.Error()
+	}
 	switch {
 	case strings.HasPrefix(e.Var, "secret \"") && e.Ref != "": // a block: secret "db" (prod/db): ...
 		return fmt.Sprintf("%s (%s): %v", e.Var, e.Ref, e.Err)

@@ -52,6 +52,7 @@ type unit struct {
 	region  string            // per-call region override ("" = configured region)
 	display string            // the reference as messages show it
 	user    string            // first variable or block that needs it, for messages
+	unitOf  string            // the unit whose env block holds user ("" = shared environment or a block)
 	item    *item             // the result, set by a successful fetch
 }
 
@@ -64,7 +65,7 @@ type item struct {
 }
 
 func (u *unit) fail(code int, err error) error {
-	return &Error{Var: u.user, Ref: u.display, Code: code, Err: err}
+	return &Error{Var: u.user, Unit: u.unitOf, Ref: u.display, Code: code, Err: err}
 }
 
 // plan collects the units of one resolution.
@@ -85,8 +86,8 @@ func (p *plan) add(u *unit) *unit {
 }
 
 // refUnit is the unit of a parsed reference.
-func refUnit(ref Ref, user string) *unit {
-	u := &unit{ref: ref, region: ref.Region, display: ref.String(), user: user}
+func refUnit(ref Ref, user, unitOf string) *unit {
+	u := &unit{ref: ref, region: ref.Region, display: ref.String(), user: user, unitOf: unitOf}
 	switch ref.Kind {
 	case KindSecretsManager:
 		u.kind = unitSM
@@ -110,11 +111,11 @@ func blockUnit(b Block) *unit {
 		ref, _, _ := ParseRef("secretsmanager:" + b.SecretsManager)
 		ref.VersionStage, ref.VersionID = b.VersionStage, b.VersionID
 		ref.Raw = b.SecretsManager
-		return refUnit(ref, user)
+		return refUnit(ref, user, "")
 	case b.SSM != "":
 		ref, _, _ := ParseRef("ssm:" + b.SSM)
 		ref.Raw = b.SSM
-		return refUnit(ref, user)
+		return refUnit(ref, user, "")
 	case b.SSMPath != "":
 		return &unit{kind: unitSSMPath, key: "ssmpath\x00" + b.SSMPath, path: b.SSMPath, display: "ssm_path " + b.SSMPath, user: user}
 	case b.S3 != "":

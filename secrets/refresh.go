@@ -92,9 +92,9 @@ func (r *Resolver) refresh(ctx context.Context, b Block, onChange func(block str
 	r.mu.Lock()
 	st := r.state
 	st.versions[b.Name] = u.item.version
-	env := append([]string(nil), st.env...)
+	env := st.env.Clone()
 	for _, kv := range d.env {
-		env = setEnv(env, kv)
+		env.Shared = setEnv(env.Shared, kv)
 	}
 	st.env = env
 	status := append([]RefStatus(nil), st.status...)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -112,18 +113,18 @@ func TestResolveReferences(t *testing.T) {
 		env = append(env, k+"="+in[k])
 	}
 	r := mustNew(t, Config{SkipEnv: []string{"SKIPPED"}}, nil)
-	res, err := r.Resolve(ctx, env)
+	res, err := r.Resolve(ctx, Env{Shared: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := envMap(res.Env)
+	have := envMap(res.Env.Shared)
 	for k, w := range want {
 		if have[k] != w {
 			t.Errorf("%s: want %q, have %q", k, w, have[k])
 		}
 	}
-	if len(res.Env) != len(env) {
-		t.Errorf("want %d variables, have %d", len(env), len(res.Env))
+	if len(res.Env.Shared) != len(env) {
+		t.Errorf("want %d variables, have %d", len(env), len(res.Env.Shared))
 	}
 	for _, v := range []string{"pw-current-3", "pw-staged-2", "pw-version-1", "param-old-value", "kms-plaintext-value", "plain-param-value", "binary\x01secret"} {
 		if !slices.Contains(res.Values, v) {
@@ -190,11 +191,11 @@ func TestResolveBlocks(t *testing.T) {
 		{Name: "s3", S3: "s3://cfg/prod/app.env", Format: FormatDotenv, EnvPrefix: "CFG_", EnvMap: map[string]string{"PASS": "S3_PASS"}, File: filepath.Join(dir, "app.env"), UID: -1, GID: -1},
 	}
 	r := mustNew(t, Config{Blocks: blocks}, nil)
-	res, err := r.Resolve(ctx, []string{"DB_USER=overridden", "KEEP=1"})
+	res, err := r.Resolve(ctx, Env{Shared: []string{"DB_USER=overridden", "KEEP=1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := envMap(res.Env)
+	have := envMap(res.Env.Shared)
 	want := map[string]string{
 		"KEEP": "1", "DB_USER": "dbuser", "DB_PASSWORD": "db-pass-123", "DBPW": "nested-db-pw", "FULL": "path-value-03",
 		"DBX_USERNAME": "dbuser", "DBX_PASSWORD": "db-pass-123", "DBX_API_KEY": "k-456789", "SINGLE": "single-param-value",
@@ -211,7 +212,7 @@ func TestResolveBlocks(t *testing.T) {
 	if len(have) != len(want) {
 		t.Errorf("want %d variables, have %d: %v", len(want), len(have), sortedKeys(have))
 	}
-	if n := strings.Count(strings.Join(res.Env, "\n"), "DB_USER="); n != 1 {
+	if n := strings.Count(strings.Join(res.Env.Shared, "\n"), "DB_USER="); n != 1 {
 		t.Errorf("want DB_USER once, have %d", n)
 	}
 
@@ -251,7 +252,7 @@ func TestResolveBlocks(t *testing.T) {
 			{Name: "f", SSM: "/single/param", File: out, UID: -1, GID: -1},
 			{Name: "bad", SecretsManager: "prod/db", EnvMap: map[string]string{"X": "nope"}, UID: -1, GID: -1},
 		}}, nil)
-		_, err := r.Resolve(ctx, nil)
+		_, err := r.Resolve(ctx, Env{})
 		t.Logf("message: %v", err)
 		if exitCode(err) != ExitUnavailable || !strings.Contains(err.Error(), `secret "bad"`) || !strings.Contains(err.Error(), `"nope"`) {
 			t.Fatalf("want 69 naming the block and key, have %v", err)
@@ -277,7 +278,7 @@ func TestResolveBlocks(t *testing.T) {
 				{Name: "ok", SSM: "/single/param", File: other, UID: -1, GID: -1},
 				{Name: "f", SSM: "/single/param", File: target, UID: -1, GID: -1},
 			}}, nil)
-			_, err := r.Resolve(ctx, nil)
+			_, err := r.Resolve(ctx, Env{})
 			t.Logf("message: %v", err)
 			if exitCode(err) != ExitCantCreate || !strings.Contains(err.Error(), `secret "f"`) || strings.Contains(err.Error(), "single-param-value") {
 				t.Fatalf("%s: want 73 naming the block, have %d: %v", target, exitCode(err), err)
@@ -327,7 +328,7 @@ func TestKMSFileAndCLI(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, tc.name, "config.json")
 			r := mustNew(t, Config{Timeout: 10 * time.Second, Blocks: []Block{{Name: "cfg", KMSFile: enc, EncryptionContext: tc.ctx, File: out, UID: -1, GID: -1}}}, nil)
-			res, err := r.Resolve(ctx, nil)
+			res, err := r.Resolve(ctx, Env{})
 			if tc.wantCode != 0 {
 				t.Logf("message: %v", err)
 				if exitCode(err) != tc.wantCode || !strings.Contains(err.Error(), `secret "cfg"`) || !strings.Contains(err.Error(), "encryption context") {
@@ -376,8 +377,8 @@ func TestKMSFileAndCLI(t *testing.T) {
 		}
 		ref := strings.TrimSpace(stdout.String())
 		r := mustNew(t, Config{}, nil)
-		res, err := r.Resolve(ctx, []string{"TOKEN=" + ref})
-		if err != nil || envMap(res.Env)["TOKEN"] != "small-secret-value" {
+		res, err := r.Resolve(ctx, Env{Shared: []string{"TOKEN=" + ref}})
+		if err != nil || envMap(res.Env.Shared)["TOKEN"] != "small-secret-value" {
 			t.Fatalf("want the kms: reference to resolve, have %v", err)
 		}
 		var out bytes.Buffer
@@ -391,7 +392,7 @@ func TestKMSFileAndCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		r = mustNew(t, Config{Blocks: []Block{{Name: "raw", KMSFile: blob, Env: "RAW", UID: -1, GID: -1}}}, nil)
-		if res, err := r.Resolve(ctx, nil); err != nil || envMap(res.Env)["RAW"] != "small-secret-value" {
+		if res, err := r.Resolve(ctx, Env{}); err != nil || envMap(res.Env.Shared)["RAW"] != "small-secret-value" {
 			t.Fatalf("raw kms_file: %v", err)
 		}
 	})
@@ -424,11 +425,11 @@ func TestNoValueLeaks(t *testing.T) {
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs})
 
 	r := mustNew(t, Config{Blocks: []Block{{Name: "b", SecretsManager: "canary", EnvPrefix: "C_", UID: -1, GID: -1}}}, log)
-	res, err := r.Resolve(ctx, []string{"A=secretsmanager:canary:k", "B=ssm:/canary", "C=secretsmanager:canary"})
+	res, err := r.Resolve(ctx, Env{Shared: []string{"A=secretsmanager:canary:k", "B=ssm:/canary", "C=secretsmanager:canary"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if envMap(res.Env)["A"] != value {
+	if envMap(res.Env.Shared)["A"] != value {
 		t.Fatal("the canary did not resolve")
 	}
 	st, _ := json.Marshal(r.Status())
@@ -440,7 +441,7 @@ func TestNoValueLeaks(t *testing.T) {
 		{"A=secretsmanager:plain-canary:k"},   // value is not JSON
 		{"A=secretsmanager:canary:k:NOSTAGE"}, // no such stage
 	} {
-		_, err := mustNew(t, Config{Timeout: 5 * time.Second}, log).Resolve(ctx, env)
+		_, err := mustNew(t, Config{Timeout: 5 * time.Second}, log).Resolve(ctx, Env{Shared: env})
 		if err == nil {
 			t.Fatalf("%v: want an error", env)
 		}
@@ -452,7 +453,7 @@ func TestNoValueLeaks(t *testing.T) {
 		}
 	}
 	blk := Block{Name: "nojson", SecretsManager: "plain-canary", EnvMap: map[string]string{"X": "y"}, UID: -1, GID: -1}
-	_, err = mustNew(t, Config{Blocks: []Block{blk}}, log).Resolve(ctx, nil)
+	_, err = mustNew(t, Config{Blocks: []Block{blk}}, log).Resolve(ctx, Env{})
 	if err == nil || strings.Contains(err.Error(), value) {
 		t.Errorf("want an error without the value, have %v", err)
 	}
@@ -481,14 +482,14 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 
 	t.Run("50 references to 5 secrets", func(t *testing.T) {
 		before := rec.count(target)
-		res, err := mustNew(t, Config{}, nil).Resolve(ctx, env)
+		res, err := mustNew(t, Config{}, nil).Resolve(ctx, Env{Shared: env})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if have := rec.count(target) - before; have != 5 {
 			t.Errorf("want 5 GetSecretValue calls, have %d", have)
 		}
-		if have := envMap(res.Env)["V07"]; have != "s2-b" {
+		if have := envMap(res.Env.Shared)["V07"]; have != "s2-b" {
 			t.Errorf("V07: want s2-b, have %q", have)
 		}
 	})
@@ -501,14 +502,14 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		}
 		const get = "AmazonSSM.GetParameters"
 		before := rec.count(get)
-		res, err := mustNew(t, Config{}, nil).Resolve(ctx, env)
+		res, err := mustNew(t, Config{}, nil).Resolve(ctx, Env{Shared: env})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if have := rec.count(get) - before; have != 3 {
 			t.Errorf("want 3 GetParameters calls for 23 names, have %d", have)
 		}
-		m := envMap(res.Env)
+		m := envMap(res.Env.Shared)
 		if m["P17"] != "batch-value-17" || m["Q22"] != "batch-value-22" {
 			t.Errorf("want batched values, have %q %q", m["P17"], m["Q22"])
 		}
@@ -529,11 +530,11 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		base := rec.count(target)
 		rec.setInject(throttle(400, throttled, base+4))
 		t.Cleanup(func() { rec.setInject(nil) })
-		res, err := mustNew(t, Config{Concurrency: 1}, nil).Resolve(ctx, []string{"X=secretsmanager:s1:a"})
+		res, err := mustNew(t, Config{Concurrency: 1}, nil).Resolve(ctx, Env{Shared: []string{"X=secretsmanager:s1:a"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if envMap(res.Env)["X"] != "s1-a" {
+		if envMap(res.Env.Shared)["X"] != "s1-a" {
 			t.Error("want the value after retries")
 		}
 		if have := rec.count(target) - base; have != 5 {
@@ -545,7 +546,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		base := rec.count(target)
 		rec.setInject(throttle(500, `{"__type":"InternalServiceError","message":"boom"}`, base+2))
 		t.Cleanup(func() { rec.setInject(nil) })
-		if _, err := mustNew(t, Config{}, nil).Resolve(ctx, []string{"X=secretsmanager:s1:a"}); err != nil {
+		if _, err := mustNew(t, Config{}, nil).Resolve(ctx, Env{Shared: []string{"X=secretsmanager:s1:a"}}); err != nil {
 			t.Fatal(err)
 		}
 		if have := rec.count(target) - base; have != 3 {
@@ -557,7 +558,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		rec.setInject(throttle(400, throttled, 1<<30))
 		t.Cleanup(func() { rec.setInject(nil) })
 		start := time.Now()
-		_, err := mustNew(t, Config{Timeout: 2 * time.Second}, nil).Resolve(ctx, []string{"DB_PASSWORD=secretsmanager:s1:a"})
+		_, err := mustNew(t, Config{Timeout: 2 * time.Second}, nil).Resolve(ctx, Env{Shared: []string{"DB_PASSWORD=secretsmanager:s1:a"}})
 		elapsed := time.Since(start)
 		t.Logf("message: %v", err)
 		if exitCode(err) != ExitUnavailable {
@@ -575,7 +576,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 
 	t.Run("not found is 69 without retries", func(t *testing.T) {
 		base := rec.count(target)
-		_, err := mustNew(t, Config{}, nil).Resolve(ctx, []string{"GONE=secretsmanager:nope"})
+		_, err := mustNew(t, Config{}, nil).Resolve(ctx, Env{Shared: []string{"GONE=secretsmanager:nope"}})
 		t.Logf("message: %v", err)
 		if exitCode(err) != ExitUnavailable || !strings.Contains(err.Error(), "GONE=secretsmanager:nope") || !strings.Contains(err.Error(), "not found") {
 			t.Fatalf("want 69 naming the variable, have %v", err)
@@ -583,7 +584,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		if have := rec.count(target) - base; have != 1 {
 			t.Errorf("want exactly 1 call, have %d", have)
 		}
-		_, err = mustNew(t, Config{}, nil).Resolve(ctx, []string{"P=ssm:/nope"})
+		_, err = mustNew(t, Config{}, nil).Resolve(ctx, Env{Shared: []string{"P=ssm:/nope"}})
 		if exitCode(err) != ExitUnavailable {
 			t.Errorf("ssm: want 69, have %v", err)
 		}
@@ -597,7 +598,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 			return 0, ""
 		})
 		t.Cleanup(func() { rec.setInject(nil) })
-		_, err := mustNew(t, Config{}, nil).Resolve(ctx, []string{"X=secretsmanager:s1"})
+		_, err := mustNew(t, Config{}, nil).Resolve(ctx, Env{Shared: []string{"X=secretsmanager:s1"}})
 		if exitCode(err) != ExitAccessDenied || !strings.Contains(err.Error(), "access denied") {
 			t.Fatalf("want 77, have %v", err)
 		}
@@ -613,20 +614,20 @@ func TestRegionFallback(t *testing.T) {
 	t.Run("ECS task metadata", func(t *testing.T) {
 		r := mustNew(t, Config{MetadataURI: harness.ServeECSMetadata(t)}, nil)
 		// The recorded task runs in us-east-1, where the parameter is (moto keeps regions apart).
-		res, err := r.Resolve(t.Context(), []string{"P=ssm:p"})
-		if err != nil || envMap(res.Env)["P"] != "region-value" || r.clients.region != "us-east-1" {
+		res, err := r.Resolve(t.Context(), Env{Shared: []string{"P=ssm:p"}})
+		if err != nil || envMap(res.Env.Shared)["P"] != "region-value" || r.clients.region != "us-east-1" {
 			t.Fatalf("want the task ARN's region, have %v", err)
 		}
 	})
 	t.Run("ARN reference", func(t *testing.T) {
 		r := mustNew(t, Config{}, nil)
-		res, err := r.Resolve(t.Context(), []string{"P=arn:aws:ssm:us-east-1:123456789012:parameter/p"})
-		if err != nil || envMap(res.Env)["P"] != "region-value" || r.clients.region != "us-east-1" {
+		res, err := r.Resolve(t.Context(), Env{Shared: []string{"P=arn:aws:ssm:us-east-1:123456789012:parameter/p"}})
+		if err != nil || envMap(res.Env.Shared)["P"] != "region-value" || r.clients.region != "us-east-1" {
 			t.Fatalf("want the ARN's region, have %v", err)
 		}
 	})
 	t.Run("none", func(t *testing.T) {
-		_, err := mustNew(t, Config{}, nil).Resolve(t.Context(), []string{"P=ssm:p"})
+		_, err := mustNew(t, Config{}, nil).Resolve(t.Context(), Env{Shared: []string{"P=ssm:p"}})
 		if exitCode(err) != ExitConfig || !strings.Contains(err.Error(), "AWS_REGION") {
 			t.Fatalf("want 78 asking for AWS_REGION, have %v", err)
 		}
@@ -646,7 +647,7 @@ func TestRefresh(t *testing.T) {
 	if err := r.Run(t.Context(), nil); err == nil {
 		t.Fatal("want Run before Resolve to fail")
 	}
-	if _, err := r.Resolve(t.Context(), nil); err != nil {
+	if _, err := r.Resolve(t.Context(), Env{}); err != nil {
 		t.Fatal(err)
 	}
 	changes := make(chan [2]string, 10)
@@ -682,7 +683,68 @@ func TestRefresh(t *testing.T) {
 	if b, _ := os.ReadFile(out); string(b) != "version-two-value" {
 		t.Errorf("want the file rewritten, have %q", b)
 	}
-	if envMap(r.Env())["ROT"] != "version-two-value" {
+	if envMap(r.Env().Shared)["ROT"] != "version-two-value" {
 		t.Error("want Env updated")
+	}
+}
+
+// TestUnitsShareOneResolution: the units' env blocks are resolved with berth's environment in one pass: a
+// secret read by the shared environment and two units is fetched once, each unit gets its own variables
+// back, the status names the unit, and an error names the unit and its variable (not a value).
+func TestUnitsShareOneResolution(t *testing.T) {
+	a := startAWS(t)
+	ctx := t.Context()
+	a.secret(t, "shared/db", `{"user":"app","password":"unit-pw-77"}`)
+	var mu sync.Mutex
+	fetches := map[string]int{}
+	r := mustNew(t, Config{SkipEnv: []string{"RAW"}, Observe: func(source string, _ time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		fetches[source]++
+	}}, nil)
+	in := Env{
+		Shared: []string{"PATH=/bin", "DB_USER=secretsmanager:shared/db:user"},
+		Units: map[string][]string{
+			"main": {"DB_PASSWORD=secretsmanager:shared/db:password", "RAW=secretsmanager:shared/db"},
+			"web":  {"URL=postgres://app:" + Marker("secretsmanager:shared/db:password") + "@db/x", "PLAIN=1"},
+		},
+	}
+	res, err := r.Resolve(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fetches["secretsmanager"] != 1 {
+		t.Errorf("secretsmanager fetched %d times, want once for three users", fetches["secretsmanager"])
+	}
+	if got := strings.Join(res.Env.Shared, " "); got != "PATH=/bin DB_USER=app" {
+		t.Errorf("shared: %q", got)
+	}
+	if got := strings.Join(res.Env.Units["main"], " "); got != "DB_PASSWORD=unit-pw-77 RAW=secretsmanager:shared/db" {
+		t.Errorf("main (RAW is in skip_env): %q", got)
+	}
+	if got := strings.Join(res.Env.Units["web"], " "); got != "URL=postgres://app:unit-pw-77@db/x PLAIN=1" {
+		t.Errorf("web: %q", got)
+	}
+	if in.Units["main"][0] != "DB_PASSWORD=secretsmanager:shared/db:password" {
+		t.Error("Resolve changed its input")
+	}
+	units := map[string]string{}
+	for _, s := range res.Refs {
+		units[s.Var] = s.Unit
+	}
+	if units["DB_USER"] != "" || units["DB_PASSWORD"] != "main" || units["URL"] != "web" {
+		t.Errorf("status units: %v", units)
+	}
+	if got := r.Env().Units["web"]; len(got) != 2 || got[0] != res.Env.Units["web"][0] {
+		t.Errorf("Resolver.Env: %v", got)
+	}
+
+	_, err = mustNew(t, Config{}, nil).Resolve(ctx, Env{Units: map[string][]string{"web": {"TOKEN=secretsmanager:shared/db:nokey"}}})
+	var se *Error
+	if !errors.As(err, &se) || se.Code != ExitUnavailable {
+		t.Fatalf("missing key: %v", err)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "web: secret TOKEN=secretsmanager:shared/db:nokey: ") || strings.Contains(msg, "unit-pw-77") {
+		t.Errorf("error: %q", msg)
 	}
 }

@@ -65,9 +65,31 @@ type Resolver struct {
 	state *state // the last resolution; nil before Resolve succeeded
 }
 
+// Env is what a resolution takes and gives: the variables every unit (the main command, each job) gets, and
+// each unit's own variables (its env block). A unit's environment is Shared overlaid by Units[unit]. One
+// resolution serves every unit, so each distinct secret is fetched once however many units read it.
+type Env struct {
+	// Shared is berth's environment (KEY=VALUE). Secret blocks' variables are set here.
+	Shared []string
+	// Units are the units' own variables by unit name (KEY=VALUE; secret() markers allowed).
+	Units map[string][]string
+}
+
+// Clone is a deep copy of e.
+func (e Env) Clone() Env {
+	c := Env{Shared: append([]string(nil), e.Shared...)}
+	if e.Units != nil {
+		c.Units = make(map[string][]string, len(e.Units))
+		for u, l := range e.Units {
+			c.Units[u] = append([]string(nil), l...)
+		}
+	}
+	return c
+}
+
 // state is what Run needs of the last resolution.
 type state struct {
-	env      []string            // the child's environment
+	env      Env                 // the units' environments
 	versions map[string]string   // block name -> version
 	status   []RefStatus         // for Status
 	blockEnv map[string][]string // block name -> variables it set
@@ -75,8 +97,8 @@ type state struct {
 
 // Result is a resolution's outcome.
 type Result struct {
-	// Env is the child's environment: references replaced by values, block variables set.
-	Env []string
+	// Env is the units' environments: references replaced by values, block variables set in Shared.
+	Env Env
 	// Values is every resolved plaintext (whole values, JSON members, dotenv entries, parameters), for the
 	// output redactor (which applies its own minimum length). Never log it.
 	Values []string
@@ -90,6 +112,8 @@ type Result struct {
 type RefStatus struct {
 	// Var is the environment variable of an env reference ("" for a block).
 	Var string `json:"var,omitempty"`
+	// Unit is the unit whose own env block holds Var ("" for berth's shared environment and for blocks).
+	Unit string `json:"unit,omitempty"`
 	// Block is the secret block's name ("" for an env reference).
 	Block string `json:"block,omitempty"`
 	// Ref is the reference as shown in messages (kms ciphertexts shortened).
@@ -139,6 +163,7 @@ func New(cfg Config, log hclog.Logger) (*Resolver, error) {
 
 // envEntry is one KEY=VALUE of the input environment that holds references.
 type envEntry struct {
+	unit  string // "" for Env.Shared
 	idx   int
 	name  string
 	value string
@@ -148,11 +173,11 @@ type envEntry struct {
 	jsonK []string     // JSON key per unit ("" = whole value)
 }
 
-// Resolve resolves every reference in env (KEY=VALUE: berth's environment plus the config's env) and every
-// block, writes the blocks' files, and returns the child's environment. Nothing is written unless every
-// reference and block resolved. Errors are *Error (ExitCode 69, 77 or 78) naming the variable or block and
-// the reference, never a value.
-func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
+// Resolve resolves every reference in env (berth's environment and each unit's env block) and every block,
+// writes the blocks' files, and returns the units' environments. Nothing is written unless every reference
+// and block resolved. Errors are *Error (ExitCode 69, 77 or 78) naming the variable (and its unit) or block
+// and the reference, never a value.
+func (r *Resolver) Resolve(ctx context.Context, env Env) (*Result, error) {
 	p := newPlan()
 	var entries []*envEntry
 	regionHint := ""
@@ -161,39 +186,20 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 			regionHint = ref.Region
 		}
 	}
-	for i, kv := range env {
-		name, value, _ := strings.Cut(kv, "=")
-		e := &envEntry{idx: i, name: name, value: value}
-		spans, err := findMarkers(value)
-		if err != nil {
-			return nil, &Error{Var: name, Code: ExitConfig, Err: err}
-		}
-		for _, s := range spans {
-			ref, ok, err := ParseRef(s.ref)
-			if !ok && err == nil {
-				err = errors.New("secret() argument is not a reference")
-			}
-			if err != nil {
-				return nil, &Error{Var: name, Code: ExitConfig, Err: err}
-			}
-			hint(ref)
-			e.spans = append(e.spans, s)
-			e.units = append(e.units, p.add(refUnit(ref, name)))
-			e.jsonK = append(e.jsonK, ref.JSONKey)
-		}
-		if len(spans) == 0 && !r.skip[name] {
-			ref, ok, err := ParseRef(value)
-			if err != nil {
-				return nil, &Error{Var: name, Code: ExitConfig, Err: err}
-			}
-			if ok {
-				hint(ref)
-				e.whole = p.add(refUnit(ref, name))
-				e.jsonK = []string{ref.JSONKey}
+	scan := func(unit string, list []string) error {
+		for i, kv := range list {
+			if err := r.scanEntry(p, &entries, hint, unit, i, kv); err != nil {
+				return err
 			}
 		}
-		if e.whole != nil || len(e.units) > 0 {
-			entries = append(entries, e)
+		return nil
+	}
+	if err := scan("", env.Shared); err != nil {
+		return nil, err
+	}
+	for _, u := range sortedKeys(env.Units) {
+		if err := scan(u, env.Units[u]); err != nil {
+			return nil, err
 		}
 	}
 	blockUnits := make([]*unit, len(r.cfg.Blocks))
@@ -203,7 +209,7 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 		blockUnits[i] = p.add(u)
 	}
 
-	out := &Result{Env: append([]string(nil), env...)}
+	out := &Result{Env: env.Clone()}
 	if len(p.order) == 0 {
 		r.setState(&state{env: out.Env, versions: map[string]string{}, blockEnv: map[string][]string{}})
 		return out, nil
@@ -239,14 +245,14 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 			// value (a missing JSON key) must name this variable and its own reference, not the first user's.
 			v, err := pick(e.whole, e.jsonK[0])
 			if err == nil {
-				err = envSafe(e.name, e.whole, v)
+				err = envSafe(e.name, e.unit, e.whole, v)
 			}
 			if err != nil {
-				return nil, relabel(err, e.name, e.value)
+				return nil, relabel(err, e.name, e.unit, e.value)
 			}
 			values.add(v)
-			out.Env[e.idx] = e.name + "=" + v
-			out.Refs = append(out.Refs, RefStatus{Var: e.name, Ref: e.whole.display, Version: e.whole.item.version, Fetched: now})
+			out.Env.set(e.unit, e.idx, e.name+"="+v)
+			out.Refs = append(out.Refs, RefStatus{Var: e.name, Unit: e.unit, Ref: e.whole.display, Version: e.whole.item.version, Fetched: now})
 			continue
 		}
 		var b strings.Builder
@@ -254,19 +260,19 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 		for i, s := range e.spans {
 			v, err := pick(e.units[i], e.jsonK[i])
 			if err == nil {
-				err = envSafe(e.name, e.units[i], v)
+				err = envSafe(e.name, e.unit, e.units[i], v)
 			}
 			if err != nil {
-				return nil, relabel(err, e.name, s.ref)
+				return nil, relabel(err, e.name, e.unit, s.ref)
 			}
 			values.add(v)
 			b.WriteString(e.value[last:s.start])
 			b.WriteString(v)
 			last = s.end
-			out.Refs = append(out.Refs, RefStatus{Var: e.name, Ref: e.units[i].display, Version: e.units[i].item.version, Fetched: now})
+			out.Refs = append(out.Refs, RefStatus{Var: e.name, Unit: e.unit, Ref: e.units[i].display, Version: e.units[i].item.version, Fetched: now})
 		}
 		b.WriteString(e.value[last:])
-		out.Env[e.idx] = e.name + "=" + b.String()
+		out.Env.set(e.unit, e.idx, e.name+"="+b.String())
 	}
 	st := &state{versions: map[string]string{}, blockEnv: map[string][]string{}}
 	var files []stagedFile
@@ -282,7 +288,7 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 			return nil, err
 		}
 		for _, kv := range d.env {
-			out.Env = setEnv(out.Env, kv)
+			out.Env.Shared = setEnv(out.Env.Shared, kv)
 			name, _, _ := strings.Cut(kv, "=")
 			st.blockEnv[b.Name] = append(st.blockEnv[b.Name], name)
 		}
@@ -317,20 +323,59 @@ func (r *Resolver) Resolve(ctx context.Context, env []string) (*Result, error) {
 	return out, nil
 }
 
+// scanEntry adds the references of one KEY=VALUE of env (of unit, "" for Env.Shared) to the plan.
+func (r *Resolver) scanEntry(p *plan, entries *[]*envEntry, hint func(Ref), unit string, i int, kv string) error {
+	name, value, _ := strings.Cut(kv, "=")
+	e := &envEntry{unit: unit, idx: i, name: name, value: value}
+	bad := func(err error) error { return &Error{Var: name, Unit: unit, Code: ExitConfig, Err: err} }
+	spans, err := findMarkers(value)
+	if err != nil {
+		return bad(err)
+	}
+	for _, s := range spans {
+		ref, ok, err := ParseRef(s.ref)
+		if !ok && err == nil {
+			err = errors.New("secret() argument is not a reference")
+		}
+		if err != nil {
+			return bad(err)
+		}
+		hint(ref)
+		e.spans = append(e.spans, s)
+		e.units = append(e.units, p.add(refUnit(ref, name, unit)))
+		e.jsonK = append(e.jsonK, ref.JSONKey)
+	}
+	if len(spans) == 0 && !r.skip[name] {
+		ref, ok, err := ParseRef(value)
+		if err != nil {
+			return bad(err)
+		}
+		if ok {
+			hint(ref)
+			e.whole = p.add(refUnit(ref, name, unit))
+			e.jsonK = []string{ref.JSONKey}
+		}
+	}
+	if e.whole != nil || len(e.units) > 0 {
+		*entries = append(*entries, e)
+	}
+	return nil
+}
+
 func (r *Resolver) setState(st *state) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.state = st
 }
 
-// Env is the child's environment as of the last resolution or refresh (nil before Resolve), for restarts.
-func (r *Resolver) Env() []string {
+// Env is the units' environments as of the last resolution or refresh (empty before Resolve), for restarts.
+func (r *Resolver) Env() Env {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state == nil {
-		return nil
+		return Env{}
 	}
-	return append([]string(nil), r.state.env...)
+	return r.state.env.Clone()
 }
 
 // Status is the references with their current versions (never values), for `berth ctl status`.
@@ -380,13 +425,13 @@ func pick(u *unit, jsonKey string) (string, error) {
 
 // relabel makes a value error name the variable and the reference it was read through (kms: ciphertexts
 // shortened as Ref.String does).
-func relabel(err error, name, raw string) error {
+func relabel(err error, name, unit, raw string) error {
 	var se *Error
 	if !errors.As(err, &se) {
 		return err
 	}
 	c := *se
-	c.Var, c.Ref = name, raw
+	c.Var, c.Unit, c.Ref = name, unit, raw
 	if ref, ok, perr := ParseRef(raw); ok && perr == nil {
 		c.Ref = ref.String()
 	}
@@ -394,9 +439,9 @@ func relabel(err error, name, raw string) error {
 }
 
 // envSafe rejects a value the kernel cannot put in an environment.
-func envSafe(name string, u *unit, v string) error {
+func envSafe(name, envUnit string, u *unit, v string) error {
 	if strings.IndexByte(v, 0) >= 0 {
-		return &Error{Var: name, Ref: u.display, Code: ExitConfig, Err: errors.New("value contains a NUL byte: deliver it to a file instead")}
+		return &Error{Var: name, Unit: envUnit, Ref: u.display, Code: ExitConfig, Err: errors.New("value contains a NUL byte: deliver it to a file instead")}
 	}
 	return nil
 }
@@ -411,7 +456,7 @@ type delivery struct {
 func deliver(b Block, u *unit) (*delivery, error) {
 	d := &delivery{values: []string{string(u.item.raw)}}
 	if b.Env != "" {
-		if err := envSafe(b.Env, u, string(u.item.raw)); err != nil {
+		if err := envSafe(b.Env, "", u, string(u.item.raw)); err != nil {
 			return nil, err
 		}
 		d.env = append(d.env, b.Env+"="+string(u.item.raw))
@@ -442,7 +487,7 @@ func deliver(b Block, u *unit) (*delivery, error) {
 		if !ok {
 			return nil, u.fail(ExitUnavailable, fmt.Errorf("key %q (for %s) does not exist", k, v))
 		}
-		if err := envSafe(v, u, val); err != nil {
+		if err := envSafe(v, "", u, val); err != nil {
 			return nil, err
 		}
 		d.env = append(d.env, v+"="+val)
@@ -450,13 +495,22 @@ func deliver(b Block, u *unit) (*delivery, error) {
 	if b.EnvPrefix != "" {
 		for _, k := range sortedKeys(keys) {
 			name := b.EnvPrefix + EnvName(k)
-			if err := envSafe(name, u, keys[k]); err != nil {
+			if err := envSafe(name, "", u, keys[k]); err != nil {
 				return nil, err
 			}
 			d.env = append(d.env, name+"="+keys[k])
 		}
 	}
 	return d, nil
+}
+
+// set replaces entry i of unit's list ("" = Shared).
+func (e *Env) set(unit string, i int, kv string) {
+	if unit == "" {
+		e.Shared[i] = kv
+		return
+	}
+	e.Units[unit][i] = kv
 }
 
 // setEnv replaces the last KEY= entry of env or appends kv.

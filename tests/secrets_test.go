@@ -606,6 +606,32 @@ func TestSecretsFailClosed(t *testing.T) {
 		}
 	})
 
+	t.Run("env block of a job names the job", func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "main.log")
+		cfg := secWriteFile(t, filepath.Join(dir, "berth.hcl"), `job "migrate" {
+  command = ["/bin/true"]
+  env = { DB_PASSWORD = "secretsmanager:no/such/secret", OK = "secretsmanager:present" }
+}
+main {
+  env = { A_USER = "secretsmanager:present/json:user" }
+}
+`)
+		b := secBerth(t, false, a.env(""), "run", "-config", cfg, "--", app, "-log", log)
+		code := b.Wait(60 * time.Second)
+		stderr := b.Stderr.String()
+		if code != 69 {
+			t.Fatalf("want exit 69, have %d\nstderr:\n%s", code, secScrub(stderr, values...))
+		}
+		lines := secBerthLines(stderr)
+		want := "berth: migrate: secret DB_PASSWORD=secretsmanager:no/such/secret: "
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
+			t.Errorf("want one line starting %q, have %q", want, lines)
+		}
+		secNoValues(t, "berth's stderr", stderr, values...)
+		secNotStarted(t, log)
+	})
+
 	t.Run("throttled past the timeout", func(t *testing.T) {
 		proxy := harness.StartAWSProxy(t, a.moto.URL)
 		proxy.SetInject(func(string, int) (int, string) { return 400, secThrottled })

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/control"
 	"github.com/berth-dev/berth/discovery"
 	"github.com/berth-dev/berth/secrets"
@@ -122,9 +121,9 @@ func (k backend) Reload(ctx context.Context) error {
 	for _, j := range nf.Jobs {
 		newEnv[j.Name] = j.Env
 	}
-	shared, perUnit := splitEnv(b.resolver.Env(), append(b.sup.Units(), jobNames(nf.Jobs)...))
+	resolved := b.resolver.Env()
 	for i, spec := range changed {
-		own := perUnit[spec.Name]
+		own := resolved.Units[spec.Name]
 		if prev, existed := oldEnv[spec.Name]; !existed || !maps.Equal(prev, newEnv[spec.Name]) {
 			for k, v := range newEnv[spec.Name] {
 				if _, isRef, _ := secrets.ParseRef(v); isRef || embedsSecret(v) {
@@ -133,7 +132,7 @@ func (k backend) Reload(ctx context.Context) error {
 			}
 			own = mapEnv(newEnv[spec.Name])
 		}
-		changed[i].Env = mergeEnv(shared, own, mapEnv(b.peerEnv()))
+		changed[i].Env = mergeEnv(resolved.Shared, own, mapEnv(b.peerEnv()))
 	}
 	if (old.Main == nil) != (nf.Main == nil) || (old.Main != nil && !old.Main.Equal(*nf.Main)) {
 		b.log.Warn("reload: the main block changed; restart berth to apply it")
@@ -144,14 +143,6 @@ func (k backend) Reload(ctx context.Context) error {
 	b.opts.file.Jobs = nf.Jobs
 	b.log.Info("reloaded", "changed", len(changed), "removed", len(removed))
 	return nil
-}
-
-func jobNames(jobs []config.Job) []string {
-	out := make([]string, 0, len(jobs))
-	for _, j := range jobs {
-		out = append(out, j.Name)
-	}
-	return out
 }
 
 // embedsSecret reports whether v holds a secret() marker (secrets.Marker), whose first rune opens every marker.

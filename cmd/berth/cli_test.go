@@ -75,19 +75,23 @@ func TestMainDispatch(t *testing.T) {
 	}
 }
 
-func TestCombinedEnvRoundTrip(t *testing.T) {
-	base := []string{"PATH=/bin", "A=1", "odd:name=kept"}
-	units := map[string]map[string]string{"main": {"A": "2", "B": "x=y"}, "job1": {"C": "3"}}
-	shared, per := splitEnv(combinedEnv(base, units), []string{"main", "job1"})
-	if strings.Join(shared, " ") != "PATH=/bin A=1 odd:name=kept" {
-		t.Fatalf("shared: %v", shared)
+// TestUnitEnvironments: each unit's env block goes to the resolver under the unit's name, and a unit's
+// environment is the shared one overlaid by its own variables (a host variable holding ':' stays shared).
+func TestUnitEnvironments(t *testing.T) {
+	o := &options{file: &config.File{
+		Main: &config.Process{Env: map[string]string{"A": "2", "B": "x=y"}},
+		Jobs: []config.Job{{Name: "job1", Process: config.Process{Env: map[string]string{"C": "3"}}}, {Name: "quiet"}},
+	}}
+	units := o.unitEnvBlocks()
+	if len(units) != 2 || strings.Join(units["main"], " ") != "A=2 B=x=y" || strings.Join(units["job1"], " ") != "C=3" {
+		t.Fatalf("unit env blocks: %v", units)
 	}
-	main := mergeEnv(shared, per["main"])
-	if strings.Join(main, " ") != "PATH=/bin A=2 odd:name=kept B=x=y" {
-		t.Fatalf("main: %v", main)
+	shared := []string{"PATH=/bin", "A=1", "odd:name=kept"}
+	if got := strings.Join(mergeEnv(shared, units["main"]), " "); got != "PATH=/bin A=2 odd:name=kept B=x=y" {
+		t.Fatalf("main: %v", got)
 	}
-	if strings.Join(mergeEnv(shared, per["job1"]), " ") != "PATH=/bin A=1 odd:name=kept C=3" {
-		t.Fatalf("job1: %v", per["job1"])
+	if got := strings.Join(mergeEnv(shared, units["job1"], []string{"PEERS=a,b"}), " "); got != "PATH=/bin A=1 odd:name=kept C=3 PEERS=a,b" {
+		t.Fatalf("job1: %v", got)
 	}
 }
 

@@ -197,7 +197,7 @@ func (b *berth) buildDiscovery(metadataURI string, meta *ecsmeta.Cache) (int, er
 // buildResolver: secrets. The resolver is cheap until it has something to fetch (AWS config loads lazily).
 func (b *berth) buildResolver(file *configFile, metadataURI string, meta *ecsmeta.Cache) (int, error) {
 	o := b.opts
-	secCfg := secrets.Config{SkipEnv: skipEnvFor(o.skipEnv, o.unitNames()), Blocks: o.secretBlocks(), MetadataURI: metadataURI, Metadata: meta,
+	secCfg := secrets.Config{SkipEnv: o.skipEnv, Blocks: o.secretBlocks(), MetadataURI: metadataURI, Metadata: meta,
 		NewValues: b.addSecretValues}
 	if file != nil {
 		so := file.SecretsOptions
@@ -387,18 +387,7 @@ func (b *berth) hasRefresh() bool {
 // prepare runs before any process starts: secrets (all units' environments in one resolution), then
 // Consul registration (required semantics), then the initial peer lookup. Any failure starts nothing.
 func (b *berth) prepare(ctx context.Context) error {
-	units := map[string]map[string]string{}
-	if b.opts.file != nil { // each unit's own env block, namespaced so that one resolution serves all
-		if m := b.opts.file.Main; m != nil && len(m.Env) > 0 {
-			units[supervisor.MainName] = m.Env
-		}
-		for _, j := range b.opts.file.Jobs {
-			if len(j.Env) > 0 {
-				units[j.Name] = j.Env
-			}
-		}
-	}
-	res, err := b.resolver.Resolve(ctx, combinedEnv(b.environ(), units))
+	res, err := b.resolver.Resolve(ctx, secrets.Env{Shared: b.environ(), Units: b.opts.unitEnvBlocks()})
 	if err != nil {
 		return err
 	}
@@ -443,11 +432,10 @@ func (b *berth) onSecretChange(block string, action onchange.Action) {
 }
 
 // setUnitEnvs gives every unit its environment: the resolved shared env, its own resolved variables, peers.
-func (b *berth) setUnitEnvs(resolved []string) {
-	shared, perUnit := splitEnv(resolved, b.sup.Units())
+func (b *berth) setUnitEnvs(resolved secrets.Env) {
 	peers := mapEnv(b.peerEnv())
 	for _, name := range b.sup.Units() {
-		_ = b.sup.SetEnv(name, mergeEnv(shared, perUnit[name], peers))
+		_ = b.sup.SetEnv(name, mergeEnv(resolved.Shared, resolved.Units[name], peers))
 	}
 }
 
