@@ -298,7 +298,9 @@ func TestSteadyStateRequestRate(t *testing.T) {
 	t.Logf("steady state over %s at interval %s: %d TTL updates, %d other requests (%s)", window, interval, ttl, other, cnt.summary(mark))
 	t.Logf("scaled to interval 10s: %.1f TTL updates per minute, %d polls per minute (plus one blocking peers query re-issued every %s)",
 		perMinute, other, DefaultBlockingWait)
-	if ttl < int(intervals)-2 || ttl > int(intervals)+2 {
+	// At most one per interval (plus slack for the window's edges): more is polling. At least half: a loaded
+	// 2-core CI can delay check runs, but updates must go on.
+	if ttl < int(intervals)/2 || ttl > int(intervals)+2 {
 		t.Errorf("want ≈ one TTL update per interval (%v), have %d", intervals, ttl)
 	}
 	if other != 0 {

