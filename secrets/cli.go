@@ -104,7 +104,11 @@ func RunCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return usage("-ref cannot carry an encryption context; drop -context or write an envelope file")
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "berth: secrets %s: %v\n", cmd, err)
+		msg := err.Error()
+		if se, ok := err.(*Error); ok && se.Var == "" && se.Ref == "" {
+			msg = se.Err.Error() // "secrets decrypt: secrets: ..." says it twice
+		}
+		fmt.Fprintf(stderr, "berth: secrets %s: %s\n", cmd, msg)
 		var ec interface{ ExitCode() int }
 		if errors.As(err, &ec) {
 			return ec.ExitCode()

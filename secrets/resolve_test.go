@@ -364,7 +364,8 @@ func TestKMSFileAndCLI(t *testing.T) {
 		}
 		stderr.Reset()
 		code := RunCLI(ctx, []string{"decrypt", "-context", "app=other", "-in", enc}, nil, &stdout, &stderr)
-		if code != ExitAccessDenied || !strings.HasPrefix(stderr.String(), "berth: secrets decrypt: ") || strings.Count(stderr.String(), "\n") != 1 {
+		if code != ExitAccessDenied || !strings.HasPrefix(stderr.String(), "berth: secrets decrypt: ") || strings.Count(stderr.String(), "\n") != 1 ||
+			strings.Contains(stderr.String(), "decrypt: secrets") {
 			t.Fatalf("decrypt with a wrong context: want 77 and one line, have %d: %q", code, stderr.String())
 		}
 	})
