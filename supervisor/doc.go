@@ -14,12 +14,14 @@
 //	api.go            what other actors call: Status, Restart, SignalJob, UpdateJobs (reload), SetEnv,
 //	                  PutEnv, Exec (hooks and exec checks run through the one reaper)
 //	signals.go        the forwarded set, parsing of names, numbers and SIGRTMIN+n, rewrites
+//	exit.go           Exit, and the exit code map's parsing
 //	inherit_linux*.go the entry point berth_rt0 that records the inherited signal mask and dispositions,
 //	                  and the handlers for the signals os/signal cannot deliver
 //	user.go, rlimit.go  -user and rlimits
 //
 // Knobs (set by cmd/berth from flags, BERTH_* and the config file): Config.KillGrace (kill_grace, 3s),
 // Config.DrainDelay (drain_delay, 0s), Config.DrainTimeout (10s), Config.SignalRewrite (signal_rewrite),
+// Config.ExitCodeMap (exit_code_map: the main command's own exit code only),
 // Spec.StopSignal and Spec.StopTimeout (stop_signal, stop_timeout: SIGTERM, 10s), JobSpec (job blocks).
 //
 // Package-level state: the signal state berth_rt0 records before the runtime starts, and a guard that makes a

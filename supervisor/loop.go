@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -241,7 +242,8 @@ func (s *Supervisor) startUnit(u *unit) error {
 func (s *Supervisor) spawn(u *unit) error {
 	s.mu.Lock()
 	spec := u.job.Spec // copied under the lock: SetEnv (secret refresh) writes it from another goroutine
-	spec.Env = append([]string(nil), spec.Env...)
+	// Clone keeps an empty environment (pristine) empty: a nil one would inherit berth's (os/exec).
+	spec.Env = slices.Clone(spec.Env)
 	for k, v := range s.envAdd {
 		spec.Env = setEnv(spec.Env, k, v)
 	}
@@ -285,7 +287,7 @@ func (s *Supervisor) handleExit(u *unit, e Exit) error {
 	}
 	if u.isMain {
 		s.log.Info("main command exited", "code", e.Code)
-		s.setCode(e.Code)
+		s.setMainCode(e.Code)
 		return errMainExited
 	}
 	s.log.Info("job exited", "job", u.job.Name, "code", e.Code)

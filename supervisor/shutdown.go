@@ -100,7 +100,7 @@ func (s *Supervisor) shutdown(sigc <-chan os.Signal, sig syscall.Signal) {
 			stopSig = to
 		}
 		e := main.Stop(context.Background(), stopSig)
-		s.setCode(e.Code)
+		s.setMainCode(e.Code)
 		s.exitedAtStop(MainName, main.Exit())
 	}
 	for _, u := range jobs {

@@ -51,6 +51,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// SignalRewrite maps a received signal to the one forwarded (TERM → QUIT for nginx).
 	SignalRewrite map[syscall.Signal]syscall.Signal
+	// ExitCodeMap maps the main command's exit code (N, or 128+S when a signal killed it) to berth's own
+	// (143 → 0 for a JVM that exits 143 on SIGTERM). It applies only when berth exits with the main
+	// command's own exit status, never to a code berth decided (a failed job, 126/127 when the command could
+	// not be started, 128+S for a stop before the start). Codes are 0-255.
+	ExitCodeMap map[int]int
 	// Signals, when set, replaces berth's real signals (unit tests inject them here).
 	Signals <-chan os.Signal
 	// Output receives the processes' stdout/stderr; nil passes the file descriptors through.
@@ -103,6 +108,14 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 	}
 	if cfg.Main != nil && len(cfg.Main.Argv) == 0 {
 		return nil, errors.New("supervisor: empty main command")
+	}
+	for from, to := range cfg.ExitCodeMap {
+		if err := CheckExitCode(from); err != nil {
+			return nil, fmt.Errorf("supervisor: exit code map: %w", err)
+		}
+		if err := CheckExitCode(to); err != nil {
+			return nil, fmt.Errorf("supervisor: exit code map: %w", err)
+		}
 	}
 	if cfg.KillGrace <= 0 {
 		cfg.KillGrace = 3 * time.Second
@@ -169,6 +182,25 @@ func (s *Supervisor) setCode(c int) {
 		s.codeSet = true
 	}
 	s.mu.Unlock()
+}
+
+// setMainCode decides berth's exit code from the main command's own exit status, through Config.ExitCodeMap.
+// Like setCode, the first decision wins: a code already decided (a job that failed first) is not mapped.
+func (s *Supervisor) setMainCode(c int) {
+	s.mu.Lock()
+	if s.codeSet {
+		s.mu.Unlock()
+		return
+	}
+	to, mapped := s.cfg.ExitCodeMap[c]
+	s.code, s.codeSet = c, true
+	if mapped {
+		s.code = to
+	}
+	s.mu.Unlock()
+	if mapped {
+		s.log.Info("exit code mapped", "code", c, "exit", to)
+	}
 }
 
 // GaveUpError is returned when a non-optional service job exhausted its restarts (exit 70).
