@@ -3,7 +3,9 @@ package config
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,7 +55,7 @@ func secretSources() []string { return []string{"kms_file", "secretsmanager", "s
 func topSchema() *hcl.BodySchema {
 	return &hcl.BodySchema{
 		Attributes: attrs("log_level", "log_format", "stop_signal", "stop_timeout", "kill_grace", "drain_delay",
-			"signal_rewrite", "user", "control_socket", "redact"),
+			"signal_rewrite", "user", "control_socket", "redact", "exit_code_map", "pristine"),
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "main"},
 			{Type: "job", LabelNames: []string{"name"}},
@@ -97,10 +99,14 @@ func (d *decoder) file(body hcl.Body) *File {
 	f.KillGrace = d.durationPtr(a, "kill_grace")
 	f.DrainDelay = d.durationPtr(a, "drain_delay")
 	f.SignalRewrite = d.signalRewrite(a)
+	f.ExitCodeMap = d.exitCodeMap(a)
 	f.User, f.Credential = d.user(a, "user")
 	f.ControlSocket = d.nonEmpty(a, "control_socket")
 	if b, ok := d.boolean(a, "redact"); ok {
 		f.Redact = &b
+	}
+	if b, ok := d.boolean(a, "pristine"); ok {
+		f.Pristine = &b
 	}
 	f.SecretsOptions = SecretsOptions{Timeout: DefaultSecretsTimeout, Concurrency: DefaultSecretsConcurrency}
 	f.Logs = Logs{Format: "raw"}
@@ -201,6 +207,56 @@ func (d *decoder) signalRewrite(a hcl.Attributes) map[syscall.Signal]syscall.Sig
 		out[from] = to
 	}
 	return out
+}
+
+// exitCodeMap reads exit_code_map = { 143 = 0 }: the main command's exit code → berth's, both 0-255.
+func (d *decoder) exitCodeMap(a hcl.Attributes) map[int]int {
+	attr := a["exit_code_map"]
+	if attr == nil {
+		return nil
+	}
+	var out map[int]int
+	for _, e := range d.entries("exit_code_map", attr.Expr) {
+		from, err := strconv.Atoi(e.key)
+		if err == nil {
+			err = supervisor.CheckExitCode(from)
+		}
+		if err != nil {
+			d.errf(e.keyRange, "exit_code_map: %q is not an exit code 0-255", e.key)
+			continue
+		}
+		to, ok := exitCodeValue(e.value)
+		if !ok {
+			d.errf(e.valRange, "exit_code_map: %d must map to an exit code 0-255, such as 0", from)
+			continue
+		}
+		if out == nil {
+			out = map[int]int{}
+		}
+		if _, dup := out[from]; dup { // "143" and "0143" are two keys to HCL, one code to berth
+			d.errf(e.keyRange, "exit_code_map: %d mapped twice", from)
+			continue
+		}
+		out[from] = to
+	}
+	return out
+}
+
+// exitCodeValue is a whole number 0-255, given as a number or a string of digits.
+func exitCodeValue(v cty.Value) (int, bool) {
+	n, err := convert.Convert(v, cty.Number)
+	if err != nil || !n.IsKnown() || n.IsNull() {
+		return 0, false
+	}
+	bf := n.AsBigFloat()
+	if !bf.IsInt() {
+		return 0, false
+	}
+	i, acc := bf.Int64()
+	if acc != big.Exact || supervisor.CheckExitCode(int(i)) != nil || i != int64(int(i)) {
+		return 0, false
+	}
+	return int(i), true
 }
 
 // process decodes the attributes and hook blocks main and job have in common.

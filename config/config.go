@@ -50,6 +50,11 @@ type File struct {
 	DrainDelay *time.Duration
 	// SignalRewrite maps a received signal to the one forwarded; nil when not set.
 	SignalRewrite map[syscall.Signal]syscall.Signal
+	// ExitCodeMap is exit_code_map: the main command's exit code → berth's exit code; nil when not set.
+	ExitCodeMap map[int]int
+	// Pristine is pristine: processes get only the variables berth gives them, not berth's environment;
+	// nil when not set (the default is false).
+	Pristine *bool
 	// User is the default user of the main command and of every job that sets none; "" when not set.
 	User string
 	// Credential is User resolved at load time; nil when User is "".

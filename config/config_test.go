@@ -180,6 +180,12 @@ func TestBadConfigs(t *testing.T) {
 		{name: "zero hook timeout", src: "main {\n  pre_stop {\n    command = [\"x\"]\n    timeout = \"0s\"\n  }\n}\n", want: "4:15: timeout must be above zero"},
 		{name: "unknown signal", src: "main {\n  stop_signal = \"SIGFOO\"\n}\n", want: `2:17: stop_signal: unknown signal "SIGFOO"`},
 		{name: "unknown signal in rewrite", src: "signal_rewrite = { TERM = \"QUITE\" }\n", want: `1:27: signal_rewrite: unknown signal "QUITE"`},
+		{name: "exit code out of range", src: "exit_code_map = { 143 = 0, 256 = 0 }\n", want: `1:28: exit_code_map: "256" is not an exit code 0-255`},
+		{name: "exit code map to a signal", src: "exit_code_map = {\n  143 = \"TERM\"\n}\n", want: `2:9: exit_code_map: 143 must map to an exit code 0-255, such as 0`},
+		{name: "exit code map to 256", src: "exit_code_map = { 143 = 256 }\n", want: `1:25: exit_code_map: 143 must map to an exit code 0-255`},
+		{name: "exit code map not a map", src: "exit_code_map = [143]\n", want: `1:17: exit_code_map must be a map`},
+		{name: "exit code mapped twice", src: "exit_code_map = { 143 = 0, \"0143\" = 1 }\n", want: `1:28: exit_code_map: 143 mapped twice`},
+		{name: "pristine not a bool", src: "pristine = \"yes\"\n", want: `1:12: pristine`},
 		{name: "bad log level", src: "log_level = \"loud\"\n", want: `1:13: log_level: "loud" is not one of`},
 		{name: "cycle in after", src: "job \"a\" {\n  command = [\"a\"]\n  after = [\"b\"]\n}\njob \"b\" {\n  command = [\"b\"]\n  after = [\"a\"]\n}\n", want: "7:12: after: cycle in after: a -> b -> a"},
 		{name: "three-job cycle", src: "job \"a\" {\n  command = [\"a\"]\n  after = [\"c\"]\n}\njob \"b\" {\n  command = [\"b\"]\n  after = [\"a\"]\n}\njob \"c\" {\n  command = [\"c\"]\n  after = [\"b\"]\n}\n", want: "7:12: after: cycle in after: a -> c -> b -> a"},
@@ -534,6 +540,8 @@ signal_rewrite = { TERM = "QUIT", "SIGINT" = "15" }
 user           = "0:0"
 control_socket = "/run/berth.sock"
 redact         = false
+exit_code_map  = { 143 = 0, "130" = "0", 1 = 2 }
+pristine       = true
 `
 	f, err := config.Parse([]byte(src), "x.hcl", config.Funcs{})
 	if err != nil {
@@ -545,6 +553,7 @@ redact         = false
 		SignalRewrite: map[syscall.Signal]syscall.Signal{syscall.SIGTERM: syscall.SIGQUIT, syscall.SIGINT: syscall.SIGTERM},
 		User:          "0:0", Credential: &supervisor.Credential{UID: 0, GID: 0, Home: "/root", Name: "root"},
 		ControlSocket: "/run/berth.sock", Redact: ptr(false),
+		ExitCodeMap: map[int]int{143: 0, 130: 0, 1: 2}, Pristine: ptr(true),
 		SecretsOptions: config.SecretsOptions{Timeout: 30 * time.Second, Concurrency: 8},
 		Logs:           config.Logs{Format: "raw"},
 	}

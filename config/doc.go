@@ -60,6 +60,13 @@
 //	user           = "app"                default user of main and of every job without one
 //	control_socket = "/var/run/berth.sock"
 //	redact         = true                 replace resolved secret values in process output (default true)
+//	exit_code_map  = { 143 = 0 }          the main command's exit code → berth's, codes 0-255 (its own exit
+//	                                      status or 128+signal only; never 126/127 for a command that could not
+//	                                      be started, nor a code of berth's own)
+//	pristine       = false                processes get only what berth gives them: the inherited variables that
+//	                                      hold a reference berth resolved, their env block, the secret blocks'
+//	                                      variables, peers, putenv (and HOME with user); nothing else of berth's
+//	                                      environment (no PATH: a command is found in the default PATH)
 //
 // # main (at most one)
 //
