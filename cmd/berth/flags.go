@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/supervisor"
 )
 
 // runFlags are the flags of `berth run` (README "Use it"). Each is also read from BERTH_<NAME>.
@@ -23,6 +25,8 @@ type runFlags struct {
 	controlSocket string
 	redact        bool
 	noResolve     listFlag
+	exitCodeMap   exitCodesFlag
+	pristine      bool
 
 	service       string
 	port          int
@@ -50,6 +54,17 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// exitCodesFlag is -exit-code-map: a listFlag whose entries are checked as they are given, so that a bad one
+// from BERTH_EXIT_CODE_MAP is named by its variable.
+type exitCodesFlag struct{ listFlag }
+
+func (e *exitCodesFlag) Set(v string) error {
+	if _, _, err := supervisor.ParseExitCodeMapping(v); err != nil {
+		return err
+	}
+	return e.listFlag.Set(v)
+}
+
 func newRunFlagSet(f *runFlags, errOut io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("berth run", flag.ContinueOnError)
 	fs.SetOutput(errOut)
@@ -65,6 +80,8 @@ func newRunFlagSet(f *runFlags, errOut io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.controlSocket, "control-socket", "/var/run/berth.sock", "control socket path (\"\" or \"off\" disables)")
 	fs.BoolVar(&f.redact, "redact", true, "replace resolved secret values in process output with [REDACTED]")
 	fs.Var(&f.noResolve, "no-resolve", "leave this environment variable alone even if it looks like a secret reference (repeatable)")
+	fs.Var(&f.exitCodeMap, "exit-code-map", "FROM:TO: exit TO when the main command exits FROM, e.g. 143:0 (FROM alone means FROM:0, as tini -e; repeatable)")
+	fs.BoolVar(&f.pristine, "pristine", false, "processes get only what berth gives them (resolved references, env and secret blocks, peers), not berth's environment")
 	fs.StringVar(&f.service, "service", "", "register the application in Consul under this name")
 	fs.IntVar(&f.port, "port", 0, "the application's port to register")
 	fs.StringVar(&f.checkHTTP, "check-http", "", "health check URL (2xx/3xx passes)")
@@ -111,7 +128,8 @@ func parseRunFlags(args []string, env LookupEnv, helpOut io.Writer) (*runFlags, 
 			return
 		}
 		values := []string{v}
-		if _, isList := fl.Value.(*listFlag); isList {
+		switch fl.Value.(type) {
+		case *listFlag, *exitCodesFlag:
 			values = strings.Split(v, ",")
 		}
 		for _, one := range values {

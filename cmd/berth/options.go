@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"syscall"
 	"time"
 
@@ -25,6 +26,8 @@ type options struct {
 	controlExplicit     bool // the socket was asked for: failing to create it is an error
 	redact              bool
 	skipEnv             []string
+	exitCodeMap         map[int]int // main command's exit code → berth's (exit_code_map, -exit-code-map)
+	pristine            bool        // children get no inherited variable but the references berth resolved
 	prometheus          string
 	command             []string // main command (command line wins over main.command)
 }
@@ -131,6 +134,13 @@ func mergeOptions(f *runFlags, command []string, file *config.File) (*options, e
 	if !f.set["redact"] && file != nil && file.Redact != nil {
 		o.redact = *file.Redact
 	}
+	o.pristine = f.pristine
+	if !f.set["pristine"] && file != nil && file.Pristine != nil {
+		o.pristine = *file.Pristine
+	}
+	if o.exitCodeMap, err = mergeExitCodeMap(f.exitCodeMap.listFlag, file); err != nil {
+		return nil, err
+	}
 	o.skipEnv = append([]string(nil), f.noResolve...)
 	if file != nil {
 		o.skipEnv = append(o.skipEnv, file.SecretsOptions.SkipEnv...)
@@ -139,4 +149,25 @@ func mergeOptions(f *runFlags, command []string, file *config.File) (*options, e
 		o.command = file.Main.Command
 	}
 	return o, nil
+}
+
+// mergeExitCodeMap is the file's exit_code_map with each -exit-code-map entry winning for its code, as
+// -signal-rewrite does for signal_rewrite.
+func mergeExitCodeMap(entries []string, file *config.File) (map[int]int, error) {
+	out := map[int]int{}
+	if file != nil {
+		maps.Copy(out, file.ExitCodeMap)
+	}
+	given := map[int]int{}
+	for _, e := range entries {
+		from, to, err := supervisor.ParseExitCodeMapping(e)
+		if err != nil {
+			return nil, usageErr("-exit-code-map: %v", err)
+		}
+		if prev, dup := given[from]; dup && prev != to {
+			return nil, usageErr("-exit-code-map: %d mapped twice (to %d and to %d)", from, prev, to)
+		}
+		given[from], out[from] = to, to
+	}
+	return out, nil
 }

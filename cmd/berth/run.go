@@ -218,7 +218,7 @@ func (b *berth) buildSupervisor(file *configFile, getenv func(string) string, me
 	o := b.opts
 	supCfg := supervisor.Config{
 		KillGrace: o.killGrace, DrainDelay: o.drainDelay, SignalRewrite: o.signalRewrite,
-		Output: b.streamer, Prepare: b.prepare,
+		ExitCodeMap: o.exitCodeMap, Output: b.streamer, Prepare: b.prepare,
 	}
 	if b.metrics != nil {
 		supCfg.Events = metricEvents{b.metrics}
@@ -387,7 +387,7 @@ func (b *berth) hasRefresh() bool {
 // prepare runs before any process starts: secrets (all units' environments in one resolution), then
 // Consul registration (required semantics), then the initial peer lookup. Any failure starts nothing.
 func (b *berth) prepare(ctx context.Context) error {
-	res, err := b.resolver.Resolve(ctx, secrets.Env{Shared: b.environ(), Units: b.opts.unitEnvBlocks()})
+	res, err := b.resolver.Resolve(ctx, secrets.Env{Shared: b.childBase(), Units: b.opts.unitEnvBlocks()})
 	if err != nil {
 		return err
 	}

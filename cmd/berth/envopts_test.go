@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/berth-dev/berth/config"
+)
+
+// -exit-code-map and BERTH_EXIT_CODE_MAP join the file's exit_code_map, each winning for its own code.
+func TestExitCodeMapFromFileEnvAndFlag(t *testing.T) {
+	file := &config.File{ExitCodeMap: map[int]int{143: 1, 5: 6}}
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want map[int]int
+	}{
+		{"file", nil, nil, map[int]int{143: 1, 5: 6}},
+		{"flag, tini's spelling", []string{"-exit-code-map", "143"}, nil, map[int]int{143: 0, 5: 6}},
+		{"env list", nil, map[string]string{"BERTH_EXIT_CODE_MAP": "143:0, 130"}, map[int]int{143: 0, 130: 0, 5: 6}},
+		{"flag beats env", []string{"-exit-code-map", "1:2"}, map[string]string{"BERTH_EXIT_CODE_MAP": "143:0"}, map[int]int{143: 1, 1: 2, 5: 6}},
+	} {
+		f, rest, err := parseRunFlags(append(c.args, "app"), envOf(c.env), &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		o, err := mergeOptions(f, rest, file)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !maps.Equal(o.exitCodeMap, c.want) {
+			t.Errorf("%s: want %v, have %v", c.name, c.want, o.exitCodeMap)
+		}
+	}
+	if _, _, err := parseRunFlags([]string{"-exit-code-map", "143:999", "app"}, envOf(nil), &bytes.Buffer{}); err == nil {
+		t.Error("-exit-code-map 143:999 accepted")
+	}
+}
+
+func TestPristineBase(t *testing.T) {
+	env := []string{"PATH=/bin", "BERTH_LOG_LEVEL=info", "DB=secretsmanager:prod/db", "KEY=ssm:/app/key", "SKIPPED=ssm:/x",
+		"PLAIN=secretsmanager", "BAD=ssm:/prod/"}
+	have := pristineBase(env, []string{"SKIPPED"})
+	// a malformed reference stays, so that it fails as it would without pristine
+	want := []string{"DB=secretsmanager:prod/db", "KEY=ssm:/app/key", "BAD=ssm:/prod/"}
+	if !slices.Equal(have, want) {
+		t.Fatalf("want %v, have %v", want, have)
+	}
+	if have := pristineBase([]string{"PATH=/bin"}, nil); have == nil || len(have) != 0 {
+		t.Fatalf("want an empty, non-nil environment, have %#v", have)
+	}
+}
