@@ -22,8 +22,18 @@ import http.client, http.server, json, os, signal, socket, statistics, subproces
 berth, consul, testapp, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 procs = []
 
-def freeport():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+def freeports(n):
+    # every socket stays bound until all n ports are chosen, so no port is handed out twice (closing each at
+    # once let the kernel give the same one again, and Consul refuses equal serf LAN and WAN ports); as
+    # tests/harness FreePorts
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 def get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
@@ -50,11 +60,11 @@ def cleanup():
                 p.kill(); p.wait()
 
 try:
-    port = freeport()
+    port, serf_lan, serf_wan, server = freeports(4)
     addr = f"127.0.0.1:{port}"
     procs.append(subprocess.Popen([consul, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
         "-http-port", str(port), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-        "-serf-lan-port", str(freeport()), "-serf-wan-port", str(freeport()), "-server-port", str(freeport()),
+        "-serf-lan-port", str(serf_lan), "-serf-wan-port", str(serf_wan), "-server-port", str(server),
         "-log-level", "error", "-node", "bench"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     wait(lambda: get(f"http://{addr}/v1/status/leader"), 60, "consul leader")
 
@@ -78,7 +88,11 @@ try:
             for k, v in r.getheaders():
                 if k.lower() not in ("transfer-encoding", "connection", "content-length"):
                     self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+            self.send_header("Content-Length", str(len(data))); self.end_headers()
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # berth stopped while its blocking query was held open (the end of the run)
         do_GET = do_PUT = do_POST = do_DELETE = do
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     srv.daemon_threads = True
@@ -86,7 +100,7 @@ try:
     proxy = f"127.0.0.1:{srv.server_address[1]}"
 
     def start(name, interval, via=addr, extra=()):
-        p = freeport()
+        p, = freeports(1)  # the previous app has exited or still holds its own port
         env = dict(os.environ, CONSUL_HTTP_ADDR=via)
         b = subprocess.Popen([berth, "-control-socket", "off", "-log-level", "warn", "-service", name, "-port", str(p),
             "-check-http", f"http://127.0.0.1:{p}/health", "-check-interval", interval, *extra, "--",
