@@ -5,7 +5,18 @@ VERSION ?= v0.1.0
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -E=berth_rt0 -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TOOLS   := .tools/bin
-APT_PKGS := tini dumb-init catatonit hyperfine podman runc busybox-static time gcc buildah ca-certificates qemu-user-static
+# Debian packages, by what uses them (tools/deps.sh installs the missing ones of a target and nothing else):
+#   test:    tini, dumb-init (peer-suite controls), gcc (its C children), time (GNU time), util-linux (unshare),
+#            podman, runc, busybox-static (containers, examples/dockerfile), buildah, ca-certificates (make
+#            release inside the release and examples tests), qemu-user-static (the arm64 binary); plus moto
+#   bench:   tini, dumb-init, catatonit, hyperfine, time, util-linux, curl; plus moto
+#   demo:    curl; plus moto (its boto3 seeds the secret)
+#   release: buildah, ca-certificates          image: podman, runc, busybox-static
+APT_TEST    := tini dumb-init gcc time util-linux podman runc busybox-static buildah ca-certificates qemu-user-static
+APT_BENCH   := tini dumb-init catatonit hyperfine time util-linux curl
+APT_DEMO    := curl
+APT_RELEASE := buildah ca-certificates
+APT_IMAGE   := podman runc busybox-static
 
 export CGO_ENABLED := 0
 export GOTOOLCHAIN := local
@@ -13,23 +24,27 @@ export GOTOOLCHAIN := local
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))' 2>/dev/null)
 export PATH := $(PATH):$(PYBIN):$(HOME)/.pyenv/shims
 
-.PHONY: all build deps tools test vet fmt-check fuzz bench faults demo clean image release release-dist
+.PHONY: all build deps deps-test deps-bench deps-demo deps-release deps-image tools test vet fmt-check fuzz bench faults demo clean image release release-dist
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
 
-# Debian packages for tests, benchmarks and the container examples; moto_server (Python moto 5) for AWS.
+# `make deps` installs what every target needs; each target depends on its own deps-PURPOSE only. When apt is
+# locked by another process, tools/deps.sh waits up to APT_LOCK_WAIT seconds (120) and then fails in one line.
 deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
-	@command -v moto_server >/dev/null || pip install -q 'moto[server]>=5,<6' || \
-		{ echo "moto_server is missing and could not be installed (pip install 'moto[server]')"; exit 1; }
-	@command -v unshare >/dev/null || { echo "unshare (util-linux) is missing"; exit 1; }
+	@tools/deps.sh all --moto $(sort $(APT_TEST) $(APT_BENCH) $(APT_DEMO) $(APT_RELEASE) $(APT_IMAGE))
+deps-test:
+	@tools/deps.sh test --moto $(APT_TEST)
+deps-bench:
+	@tools/deps.sh bench --moto $(APT_BENCH)
+deps-demo:
+	@tools/deps.sh demo --moto $(APT_DEMO)
+deps-release:
+	@tools/deps.sh release $(APT_RELEASE)
+deps-image:
+	@tools/deps.sh image $(APT_IMAGE)
 
 # Real Consul and nats-server, pinned in tools/go.mod, built once into the git-ignored .tools/bin.
 tools: $(TOOLS)/consul $(TOOLS)/nats-server
@@ -54,7 +69,7 @@ vet:
 
 # The README's test command. Unit tests, and e2e tests that drive the real binary against real Consul,
 # moto_server, nats-server and PID namespaces.
-test: deps tools fmt-check vet
+test: deps-test tools fmt-check vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 40m ./...
 	@$(MAKE) --no-print-directory fuzz
 
@@ -74,25 +89,25 @@ fuzz:
 		done; \
 	done
 
-bench: deps tools build
+bench: deps-bench tools build
 	bench/run.sh
 
 # Every fault scenario, slow ones included; writes bench/FAULTS.md (the fast ones also run in `make test`).
-faults: deps tools
+faults: deps-test tools
 	bench/faults.sh
 
-demo: deps tools build
+demo: deps-demo tools build
 	examples/demo/run.sh
 
 # The example image, built FROM scratch with podman (see examples/dockerfile).
-image: build
+image: deps-image build
 	examples/dockerfile/build.sh
 
 # `make release VERSION=vX.Y.Z [DIST=dist]`: static linux/amd64 and linux/arm64 binaries built with LDFLAGS, one
 # OCI image archive per arch and a multi-arch one (buildah, nothing pulled) and SHA256SUMS, in the git-ignored
 # DIST (emptied first). A tree with uncommitted changes is stamped COMMIT-dirty. See release/release.sh.
 DIST ?= dist
-release: deps
+release: deps-release
 	@[[ "$(origin VERSION)" == "command line" && "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || \
 		{ echo "usage: make release VERSION=vX.Y.Z (have VERSION=$(VERSION) from the $(origin VERSION))"; exit 2; }
 	@$(MAKE) --no-print-directory release-dist COMMIT=$(COMMIT)$$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
