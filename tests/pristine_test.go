@@ -1,7 +1,7 @@
 package tests
 
-// Pristine environment (README "Pristine environment", envconsul's `pristine`, chamber exec --pristine): the
-// processes berth starts get only what berth gives them, not berth's inherited environment.
+// Pristine environment (README "Exit code mapping and a pristine environment"; envconsul's `pristine`, chamber
+// exec --pristine): the processes berth starts get only what berth gives them, not berth's environment.
 
 import (
 	"encoding/json"

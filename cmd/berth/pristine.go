@@ -9,7 +9,8 @@ import (
 
 // childBase is the environment every process's is built on, before its env block, the secret blocks' variables
 // and peers are added (prepare hands it to the secrets resolver): berth's own environment; with pristine only
-// its variables that hold a secret reference berth resolves (README "Exit code mapping and a pristine environment").
+// its variables that hold a secret reference berth resolves (README "Exit code mapping and a pristine
+// environment").
 func (b *berth) childBase() []string {
 	if !b.opts.pristine {
 		return b.environ()
