@@ -126,14 +126,35 @@ func TestDocsSubcommands(t *testing.T) {
 		}
 	}
 
-	flagRe := regexp.MustCompile(`(?:^|[\s\[(/])(-[a-z][a-z-]*)`)
 	for _, args := range [][]string{nil, {"run"}, {"validate"}, {"health"}, {"ctl"}, {"secrets", "encrypt"}, {"secrets", "decrypt"}} {
-		for _, m := range flagRe.FindAllStringSubmatch(helpOf(t, args...), -1) {
-			if !strings.Contains(cli, "`"+m[1]) {
-				t.Errorf("berth %v -h mentions %s, docs/cli.md does not (as `%s ...`)", args, m[1], m[1])
+		for _, fl := range helpFlags(helpOf(t, args...)) {
+			if !strings.Contains(cli, "`"+fl) {
+				t.Errorf("berth %v -h has the flag %s, docs/cli.md does not (as `%s ...`)", args, fl, fl)
 			}
 		}
 	}
+}
+
+// helpFlags are the flags a help text shows: every -flag of a usage line ("usage: berth ...", "  berth ..."),
+// a -flag that starts a line (the flag package's list) and a [-flag ...]. A -x in the prose of a flag's
+// description (as tini -e) is not one of berth's.
+func helpFlags(help string) []string {
+	anyFlag := regexp.MustCompile(`[\s\[](-[a-z][a-z-]*)`)
+	lead := regexp.MustCompile(`^\s+(-[a-z][a-z-]*)`)
+	bracket := regexp.MustCompile(`\[(-[a-z][a-z-]*)`)
+	var out []string
+	for _, l := range strings.Split(help, "\n") {
+		ms := bracket.FindAllStringSubmatch(l, -1)
+		if strings.HasPrefix(l, "usage:") || strings.HasPrefix(l, "  berth ") {
+			ms = anyFlag.FindAllStringSubmatch(l, -1)
+		} else if m := lead.FindStringSubmatch(l); m != nil {
+			ms = append(ms, m)
+		}
+		for _, m := range ms {
+			out = append(out, m[1])
+		}
+	}
+	return out
 }
 
 // jsonPaths lists the JSON field paths of a type as encoding/json names them: processes[].name, peers.NAME[].ID.
@@ -507,6 +528,9 @@ func TestDocsTestsCanFail(t *testing.T) {
 	}
 	if got := slug("`pre_start`, `pre_stop`, `post_stop` hooks (in `main` and `job`)"); got != "pre_start-pre_stop-post_stop-hooks-in-main-and-job" {
 		t.Errorf("slug: %q", got)
+	}
+	if got := helpFlags("usage: berth x -config FILE [-json]\n  -peers-min int\n    \tFROM:TO, as tini -e\n  berth y -key K\n"); !slices.Equal(got, []string{"-config", "-json", "-peers-min", "-key"}) {
+		t.Errorf("helpFlags: %v", got)
 	}
 	if a := anchors("# A\n```\n# not a heading\n```\n## A\n"); !a["a"] || !a["a-1"] || a["not-a-heading"] {
 		t.Errorf("anchors: %v", a)
