@@ -6,7 +6,7 @@
 //
 // # Knobs
 //
-// Consul (ConsulConfig, the `consul {}` block): address, scheme, token, token_file, datacenter, ca_cert,
+// Consul (ConsulConfig, the `consul {}` block): address, scheme, token, token_file, datacenter, ca_file,
 // ca_path, client_cert, client_key, tls_server_name, insecure_skip_verify. Empty fields fall back to the
 // official client's environment: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_SSL,
 // CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
