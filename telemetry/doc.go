@@ -22,7 +22,7 @@
 // schema field or a Datadog reserved attribute (status, service, host, source, date, trace_id, …) is written
 // as arg_NAME. hclog's own JSON names (@timestamp, @message) are re-encoded by a writer (logjson.go; about
 // 5 µs per berth line, BenchmarkOwnLogJSON). LogFields.SetECS adds ecs_cluster, ecs_task_arn,
-// ecs_task_family, ecs_task_revision and ecs_container_name to every JSON line of both kinds once the task
+// ecs_family, ecs_revision and ecs_container_name to every JSON line of both kinds once the task
 // metadata is known; cmd/berth fetches it beside the start-up, so lines before that go without.
 //
 // # Process output (README)

@@ -32,7 +32,7 @@ type LogFields struct {
 	suffix atomic.Pointer[[]byte] // `,"ecs_cluster":"prod",…`, pre-encoded
 }
 
-// SetECS adds the task's ecs_cluster, ecs_task_arn, ecs_task_family, ecs_task_revision and ecs_container_name
+// SetECS adds the task's ecs_cluster, ecs_task_arn, ecs_family, ecs_revision and ecs_container_name
 // (each only when not empty) to every line written from now on. A nil task changes nothing.
 func (f *LogFields) SetECS(t *ecsmeta.Task) {
 	if f == nil || t == nil {
@@ -40,8 +40,8 @@ func (f *LogFields) SetECS(t *ecsmeta.Task) {
 	}
 	var b []byte
 	for _, kv := range [][2]string{
-		{"ecs_cluster", t.ClusterName()}, {"ecs_task_arn", t.TaskARN}, {"ecs_task_family", t.Family},
-		{"ecs_task_revision", t.Revision}, {"ecs_container_name", t.ContainerName},
+		{"ecs_cluster", t.ClusterName()}, {"ecs_task_arn", t.TaskARN}, {"ecs_family", t.Family},
+		{"ecs_revision", t.Revision}, {"ecs_container_name", t.ContainerName},
 	} {
 		if kv[1] == "" {
 			continue

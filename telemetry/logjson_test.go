@@ -80,12 +80,12 @@ func TestOwnLogSchema(t *testing.T) {
 
 	keys, obj = keysOf(t, lines[1])
 	want = []string{"timestamp", "level", "logger", "message", "code", "job",
-		"ecs_cluster", "ecs_task_arn", "ecs_task_family", "ecs_task_revision", "ecs_container_name"}
+		"ecs_cluster", "ecs_task_arn", "ecs_family", "ecs_revision", "ecs_container_name"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys: want %v, have %v\n%s", want, keys, lines[1])
 	}
-	if obj["ecs_cluster"] != "prod" || obj["ecs_task_arn"] != testTask.TaskARN || obj["ecs_task_family"] != "app" ||
-		obj["ecs_task_revision"] != "42" || obj["ecs_container_name"] != "web" {
+	if obj["ecs_cluster"] != "prod" || obj["ecs_task_arn"] != testTask.TaskARN || obj["ecs_family"] != "app" ||
+		obj["ecs_revision"] != "42" || obj["ecs_container_name"] != "web" {
 		t.Errorf("ECS fields: %s", lines[1])
 	}
 }
@@ -131,7 +131,7 @@ func TestStreamJSONSchema(t *testing.T) {
 	}
 	keys, obj = keysOf(t, lines[1])
 	want := []string{"timestamp", "level", "job", "stream", "message",
-		"ecs_cluster", "ecs_task_arn", "ecs_task_family", "ecs_task_revision", "ecs_container_name"}
+		"ecs_cluster", "ecs_task_arn", "ecs_family", "ecs_revision", "ecs_container_name"}
 	if !slices.Equal(keys, want) || obj["ecs_cluster"] != "prod" || obj["message"] != "after" {
 		t.Fatalf("keys: want %v, have %v\n%s", want, keys, lines[1])
 	}

@@ -60,12 +60,12 @@ func jsonLines(t *testing.T, what, out string) []logLine {
 	return lines
 }
 
-var ecsKeys = []string{"ecs_cluster", "ecs_task_arn", "ecs_task_family", "ecs_task_revision", "ecs_container_name"}
+var ecsKeys = []string{"ecs_cluster", "ecs_task_arn", "ecs_family", "ecs_revision", "ecs_container_name"}
 
 // The values of testdata/ecs-metadata-v4.
 var ecsWant = map[string]any{
 	"ecs_cluster": "prod", "ecs_task_arn": "arn:aws:ecs:us-east-1:111122223333:task/prod/cd189a933e5849daa93386466019ab50",
-	"ecs_task_family": "app", "ecs_task_revision": "42", "ecs_container_name": "app",
+	"ecs_family": "app", "ecs_revision": "42", "ecs_container_name": "app",
 }
 
 // hasECS reports whether l carries the ECS fields; it fails the test when it carries some of them only, or
