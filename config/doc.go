@@ -254,7 +254,7 @@
 //	  tags       = ["team:x"]
 //	}
 //	logs {
-//	  format   = "raw" (default) | "json"   json wraps each line with time, job and stream
+//	  format   = "raw" (default) | "json"   json wraps each line with timestamp, level, job and stream (README "Logs")
 //	  prefix   = false                       put the job name before each line (default false)
 //	  max_line = 1048576                     bytes of one line held before they are written (default 1 MiB,
 //	                                         1024..1073741824); a longer line is written in pieces, nothing

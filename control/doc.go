@@ -28,7 +28,8 @@
 // 64 KiB (413 above); unknown fields, missing required fields, trailing data and wrong types are 400.
 //
 //	GET  /v1/status       200, Backend.Status() — processes, pids, restarts, checks, registrations, secret
-//	                      references with versions, never values
+//	                      references with versions, never values; every field snake_case (README "Control
+//	                      plane: berth ctl status" lists them)
 //	GET  /v1/health       200 when healthy, 503 when not; body Backend.Health()'s detail (a HealthReport)
 //	POST /v1/reload       body empty or {}; 200 {"ok":true}; 409 when the new config was rejected (the old one
 //	                      keeps running); 500 on other failures

@@ -16,6 +16,9 @@ import (
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/telemetry"
 )
 
 // Consul's aws-iam auth method takes a bearer token that is a signed, unsent STS GetCallerIdentity request;
@@ -36,9 +39,10 @@ const (
 
 // iamLoginData signs the STS GetCallerIdentity request of an aws-iam login with the task's credentials (the
 // SDK's default chain: environment, ECS task role, IMDS). The region is sts_region, else the SDK's (AWS_REGION,
-// profile), else us-east-1; sts_endpoint "" is STS's regional endpoint for it.
-func iamLoginData(ctx context.Context, lc *LoginConfig, client *http.Client) (map[string]any, error) {
-	var opts []func(*awsconfig.LoadOptions) error
+// profile), else us-east-1; sts_endpoint "" is STS's regional endpoint for it. The SDK's log lines (the IMDS
+// credential provider's) go to log.
+func iamLoginData(ctx context.Context, lc *LoginConfig, client *http.Client, log hclog.Logger) (map[string]any, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(telemetry.AWSLogger(log))}
 	if lc.STSRegion != "" {
 		opts = append(opts, awsconfig.WithRegion(lc.STSRegion))
 	}

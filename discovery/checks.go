@@ -22,12 +22,12 @@ const maxOutput = 4096
 
 // CheckState is the latest state of one check.
 type CheckState struct {
-	Name    string    // check name
-	Service string    // service ID
-	CheckID string    // Consul check ID
-	Status  string    // "passing", "warning" or "critical"
-	Output  string    // output of the last run (also the TTL note in Consul)
-	Updated time.Time // when Status last changed (zero before the first change)
+	Name    string    `json:"name"`     // check name
+	Service string    `json:"service"`  // service ID
+	CheckID string    `json:"check_id"` // Consul check ID
+	Status  string    `json:"status"`   // "passing", "warning" or "critical"
+	Output  string    `json:"output"`   // output of the last run (also the TTL note in Consul)
+	Updated time.Time `json:"updated"`  // when Status last changed (zero before the first change)
 }
 
 type check struct {

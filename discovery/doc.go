@@ -26,7 +26,7 @@
 // that accepts connections and never answers therefore costs a request its deadline and nothing more:
 //
 //   - a request that gets no answer (refused, reset, timed out) marks Consul unreachable; status then reports
-//     each registered service as "unknown" (Registered false, Error says since when and why) until Consul
+//     each registered service as "unknown" ("registered": false, "error" says since when and why) until Consul
 //     answers again;
 //   - the first answer after an outage re-issues every peers blocking query that lived through it (plainly,
 //     as the index may be from before an agent restart), so a berth with services sees peers again within a

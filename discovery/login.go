@@ -80,7 +80,7 @@ func (a *Agent) login(ctx context.Context) error {
 	if a.loginToken() != "" {
 		return nil
 	}
-	data, err := iamLoginData(ctx, lc, nil)
+	data, err := iamLoginData(ctx, lc, nil, a.log.Named("aws"))
 	if err != nil {
 		return fmt.Errorf("consul login: %w", err)
 	}

@@ -23,13 +23,13 @@ import (
 
 // Peer is one instance of a peers block's service, as templates see it.
 type Peer struct {
-	ID      string
-	Name    string
-	Address string // service address, else the node's address
-	Port    int
-	Tags    []string
-	Meta    map[string]string
-	Node    string
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Address string            `json:"address"` // service address, else the node's address
+	Port    int               `json:"port"`
+	Tags    []string          `json:"tags"`
+	Meta    map[string]string `json:"meta"`
+	Node    string            `json:"node"`
 }
 
 // HostPort is "address:port" ("[v6]:port" for IPv6).

@@ -22,18 +22,18 @@ import (
 
 // Registration is one service of this berth as status reports it.
 type Registration struct {
-	ID         string
-	Name       string
-	Address    string
-	Port       int
-	Tags       []string
-	Meta       map[string]string
-	Registered bool // the agent confirmed it and still answers (State is StateRegistered)
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Address    string            `json:"address"`
+	Port       int               `json:"port"`
+	Tags       []string          `json:"tags"`
+	Meta       map[string]string `json:"meta"`
+	Registered bool              `json:"registered"` // the agent confirmed it and still answers (State is StateRegistered)
 	// State is StateRegistered, StatePending, StateUnknown or StateDeregistered.
-	State       string
-	Maintenance bool
+	State       string `json:"state"`
+	Maintenance bool   `json:"maintenance"`
 	// Error is the last Consul error behind State (no answer, refused, rejected); "" when registered.
-	Error string `json:",omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Registration states, as status reports them.

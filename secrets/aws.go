@@ -11,9 +11,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go/logging"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/berth-dev/berth/ecsmeta"
+	"github.com/berth-dev/berth/telemetry"
 )
 
 // clients are the AWS service clients, created once, lazily, the first time a reference needs one.
@@ -28,14 +29,18 @@ type clients struct {
 // loadAWS builds the clients: cfgOverride or the SDK default chain (env, shared config, ECS task role, IMDS,
 // AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>). The region falls back from the chain (AWS_REGION,
 // AWS_DEFAULT_REGION, profile) to regionHint (the region of an ARN reference) to the ECS task ARN region.
-// The SDK's own retries are off: berth retries within secrets.timeout itself (see withRetry).
-func loadAWS(ctx context.Context, cfgOverride *aws.Config, regionHint string, meta *ecsmeta.Cache) (*clients, error) {
+// The SDK's own retries are off: berth retries within secrets.timeout itself (see withRetry). The SDK's log
+// lines go to log (berth's stderr is the application's log stream: nothing unprefixed may reach it), and
+// the SDK logs no requests.
+func loadAWS(ctx context.Context, cfgOverride *aws.Config, regionHint string, meta *ecsmeta.Cache, log hclog.Logger) (*clients, error) {
+	sdkLog := telemetry.AWSLogger(log)
 	var cfg aws.Config
 	if cfgOverride != nil {
 		cfg = cfgOverride.Copy()
 	} else {
 		var err error
-		cfg, err = config.LoadDefaultConfig(ctx)
+		// The logger must be given here: the credential chain (IMDS) is built with it.
+		cfg, err = config.LoadDefaultConfig(ctx, config.WithLogger(sdkLog))
 		if err != nil {
 			return nil, &Error{Code: ExitConfig, Err: fmt.Errorf("aws configuration: %w", err)}
 		}
@@ -54,9 +59,7 @@ func loadAWS(ctx context.Context, cfgOverride *aws.Config, regionHint string, me
 		return nil, &Error{Code: ExitConfig, Err: fmt.Errorf("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")}
 	}
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
-	// The SDK logs warnings (e.g. S3 checksum notes) to stderr by default; berth's stderr is the
-	// application's log stream, so keep the SDK quiet. Failures reach the caller as errors.
-	cfg.Logger = logging.Nop{}
+	cfg.Logger = sdkLog
 	cfg.ClientLogMode = 0
 	// Local S3 look-alikes (moto, MinIO, LocalStack) behind a custom endpoint want path-style addressing.
 	pathStyle := cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != ""

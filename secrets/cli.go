@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/berth-dev/berth/ecsmeta"
 )
@@ -134,7 +135,9 @@ func RunCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			hint = parts[3]
 		}
 	}
-	c, err := loadAWS(ctx, nil, hint, metadataCache(os.Getenv(ecsmeta.EnvVar)))
+	// The SDK's warnings (IMDSv1 fallback) in berth's text format on stderr; stdout carries the result.
+	sdkLog := hclog.New(&hclog.LoggerOptions{Name: "berth.secrets.aws", Level: hclog.Warn, Output: stderr, Color: hclog.ColorOff})
+	c, err := loadAWS(ctx, nil, hint, metadataCache(os.Getenv(ecsmeta.EnvVar)), sdkLog)
 	if err != nil {
 		return fail(err)
 	}

@@ -398,7 +398,7 @@ func (r *Resolver) awsClients(ctx context.Context, regionHint string) (*clients,
 	if meta == nil {
 		meta = metadataCache(r.cfg.MetadataURI)
 	}
-	c, err := loadAWS(ctx, r.cfg.AWS, regionHint, meta)
+	c, err := loadAWS(ctx, r.cfg.AWS, regionHint, meta, r.log.Named("aws"))
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,24 @@
 // NewLogger builds the go-hclog logger from -log-level (trace, debug, info, warn, error; default info) and
 // -log-format ("text" or "json": one JSON object per line). An unknown value is an error naming it.
 //
+// # One JSON schema (README "Logs")
+//
+// berth's JSON lines and the JSON process lines (logs.format = "json") share one schema, read by Datadog's
+// JSON preprocessing and CloudWatch Logs Insights without a remapper:
+//
+//	{"timestamp":"2026-11-20T10:15:06.125730412Z","level":"warn","logger":"berth.consul","message":"…","error":"…"}
+//	{"timestamp":"2026-11-20T10:15:06.125730412Z","level":"info","job":"main","stream":"stdout","message":"…"}
+//
+// timestamp is RFC 3339 in UTC with nanoseconds; level is trace, debug, info, warn or error (a process line:
+// info for stdout, error for stderr, as the Datadog Agent marks the streams it tails); logger is the berth
+// component (berth lines only); job and stream are the process's (process lines only, though berth's lines
+// about a job carry job too). The key-value fields of a berth line follow, sorted; a field named like a
+// schema field or a Datadog reserved attribute (status, service, host, source, date, trace_id, …) is written
+// as arg_NAME. hclog's own JSON names (@timestamp, @message) are re-encoded by a writer (logjson.go; about
+// 5 µs per berth line, BenchmarkOwnLogJSON). LogFields.SetECS adds ecs_cluster, ecs_task_arn,
+// ecs_family, ecs_revision and ecs_container_name to every JSON line of both kinds once the task
+// metadata is known; cmd/berth fetches it beside the start-up, so lines before that go without.
+//
 // # Process output (README)
 //
 // Each supervised process gets pipes for stdout and stderr; Streamer.Stream copies each pipe to berth's own
@@ -26,8 +44,9 @@
 //     stream is still drained to EOF so the process never blocks, and Stream returns the write error.
 //
 // Knobs: logs.format = "raw" (default; bytes as written) | "json" (one
-// {"time":RFC3339Nano UTC,"job":...,"stream":"stdout"|"stderr","message":...} object per line, valid JSON
-// for any bytes: control bytes escaped, invalid UTF-8 → U+FFFD); logs.prefix = true writes "JOB | " before
+// {"timestamp":RFC3339Nano UTC,"level":"info"|"error","job":...,"stream":"stdout"|"stderr","message":...}
+// object per line, the schema above, valid JSON for any bytes: control bytes escaped, invalid UTF-8 →
+// U+FFFD); logs.prefix = true writes "JOB | " before
 // each line in raw mode; redact (default true) replaces each value given to SetRedactions of 6 bytes or more
 // with "[REDACTED]". Redaction works on complete lines (and on pieces of max_line bytes plus the tail), so a
 // value split across two read()s of one line is still caught; a multi-line value (a PEM key) is redacted line

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -21,6 +22,8 @@ type LogConfig struct {
 	Output io.Writer
 	// Name is the logger name written into every line; empty means "berth".
 	Name string
+	// Fields are appended to every JSON line (the ECS task's, once known); nil adds nothing.
+	Fields *LogFields
 }
 
 // ParseLevel returns the hclog level for a -log-level value, or an error naming the value. "" is info.
@@ -65,12 +68,19 @@ func NewLogger(cfg LogConfig) (hclog.Logger, error) {
 	if name == "" {
 		name = "berth"
 	}
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       name,
-		Level:      level,
-		Output:     out,
-		JSONFormat: json,
+	opts := &hclog.LoggerOptions{
+		Name:   name,
+		Level:  level,
+		Output: out,
 		// Color is never wanted: the output is read by a log driver, not a terminal, in the normal case.
 		Color: hclog.ColorOff,
-	}), nil
+	}
+	if json {
+		// hclog's JSON, re-encoded into the schema the process lines share (logjson.go): UTC RFC 3339 times
+		// with nanoseconds, and no HTML escaping (process lines have none either).
+		opts.JSONFormat, opts.JSONEscapeDisabled = true, true
+		opts.TimeFormat, opts.TimeFn = time.RFC3339Nano, func() time.Time { return time.Now().UTC() }
+		opts.Output = &schemaWriter{w: out, fields: cfg.Fields}
+	}
+	return hclog.New(opts), nil
 }

@@ -182,8 +182,8 @@ func TestNewLogger(t *testing.T) {
 					if err := json.Unmarshal([]byte(l), &obj); err != nil {
 						t.Fatalf("not one JSON object per line: %q: %v", l, err)
 					}
-					if obj["@module"] != "berth" {
-						t.Errorf("want @module berth, have %v", obj["@module"])
+					if obj["logger"] != "berth" {
+						t.Errorf("want logger berth, have %v", obj["logger"])
 					}
 				}
 				if len(lines) != tt.wantLines {

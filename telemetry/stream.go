@@ -32,8 +32,8 @@ const (
 
 // StreamConfig configures how the output of supervised processes reaches berth's stdout and stderr.
 type StreamConfig struct {
-	// Format is "raw" (the bytes as written) or "json" (one {"time","job","stream","message"} object per
-	// line). Empty means "raw". Set by logs.format.
+	// Format is "raw" (the bytes as written) or "json" (one {"timestamp","level","job","stream","message"}
+	// object per line, the schema of berth's own JSON log). Empty means "raw". Set by logs.format.
 	Format string
 	// Prefix writes "JOB | " before every line in raw mode (and is ignored in json mode, where the job is a
 	// field). Set by logs.prefix.
@@ -51,6 +51,8 @@ type StreamConfig struct {
 	// only a tail as long as the longest redaction value is kept, so a value straddling the cut is still
 	// redacted. In raw mode the output stays byte-identical; with prefix or json each piece is a line.
 	MaxLine int
+	// Fields are appended to every JSON line (the ECS task's, once known); nil adds nothing.
+	Fields *LogFields
 }
 
 // sink is one destination (berth's stdout or stderr). Its mutex is held for the whole write of a block of
@@ -68,6 +70,7 @@ type Streamer struct {
 	prefix  bool
 	redact  bool
 	maxLine int
+	fields  *LogFields
 	stdout  *sink
 	stderr  *sink
 	// match is replaced as a whole by SetRedactions; each block of lines loads it once.
@@ -81,7 +84,7 @@ type streamState struct {
 	red    []byte     // redacted copy of a block, when a value matched
 	out    []byte     // framed (prefix/json) copy of a block
 	ts     []byte     // json timestamp
-	mid    []byte     // json: `","job":"JOB","stream":"STREAM","message":`, built once per Stream call
+	mid    []byte     // json: `","level":"…","job":"JOB","stream":"STREAM","message":`, built once per Stream call
 	iv     []interval // redaction matches
 	plan   *plan      // this stream's search plan for the current redaction values
 	sample sampler    // byte statistics of this stream, for plan
@@ -99,7 +102,7 @@ func NewStreamer(cfg StreamConfig, log hclog.Logger) (*Streamer, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Streamer{log: log, prefix: cfg.Prefix, redact: cfg.Redact, maxLine: cfg.MaxLine}
+	s := &Streamer{log: log, prefix: cfg.Prefix, redact: cfg.Redact, maxLine: cfg.MaxLine, fields: cfg.Fields}
 	switch {
 	case cfg.MaxLine < 0:
 		return nil, fmt.Errorf("logs max_line %d: want a positive number of bytes", cfg.MaxLine)
@@ -195,7 +198,15 @@ func (s *Streamer) Stream(job, stream string, r io.Reader) error {
 	}()
 
 	if s.json {
-		st.mid = append(st.mid[:0], `","job":`...)
+		// The level of a process line is the stream's: what the Datadog Agent gives the lines it tails from
+		// a container's stdout and stderr.
+		level := "info"
+		if stream == "stderr" {
+			level = "error"
+		}
+		st.mid = append(st.mid[:0], `","level":"`...)
+		st.mid = append(st.mid, level...)
+		st.mid = append(st.mid, `","job":`...)
 		st.mid = appendJSONString(st.mid, []byte(job))
 		st.mid = append(st.mid, `,"stream":"`...)
 		st.mid = append(st.mid, stream...)
@@ -322,7 +333,7 @@ func (s *Streamer) write(sk *sink, st *streamState, job, stream string, block []
 	data := block
 	switch {
 	case s.json:
-		st.out = frameJSON(st, st.out[:0], block)
+		st.out = frameJSON(st, st.out[:0], block, s.fields.load())
 		data = st.out
 	case s.prefix:
 		st.out = framePrefix(st.out[:0], job, block)
@@ -356,8 +367,9 @@ func framePrefix(dst []byte, job string, block []byte) []byte {
 	return dst
 }
 
-// frameJSON appends one JSON object per line of block. All lines of a block share the time of its read.
-func frameJSON(st *streamState, dst []byte, block []byte) []byte {
+// frameJSON appends one JSON object per line of block, with the encoded fields before its closing brace.
+// All lines of a block share the time of its read.
+func frameJSON(st *streamState, dst []byte, block, fields []byte) []byte {
 	st.ts = time.Now().UTC().AppendFormat(st.ts[:0], time.RFC3339Nano)
 	for len(block) > 0 {
 		i := bytes.IndexByte(block, '\n')
@@ -367,10 +379,11 @@ func frameJSON(st *streamState, dst []byte, block []byte) []byte {
 		} else {
 			line, block = block[:i], block[i+1:]
 		}
-		dst = append(dst, `{"time":"`...)
+		dst = append(dst, `{"timestamp":"`...)
 		dst = append(dst, st.ts...)
 		dst = append(dst, st.mid...)
 		dst = appendJSONString(dst, line)
+		dst = append(dst, fields...)
 		dst = append(dst, "}\n"...)
 	}
 	return dst

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 	"unicode/utf8"
 )
 
@@ -260,7 +261,7 @@ func TestStreamJSON(t *testing.T) {
 			if !json.Valid([]byte(line)) {
 				t.Fatalf("invalid JSON: %s", line)
 			}
-			var have struct{ Time, Job, Stream, Message string }
+			var have struct{ Timestamp, Level, Job, Stream, Message string }
 			dec := json.NewDecoder(strings.NewReader(line))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&have); err != nil {
@@ -269,7 +270,10 @@ func TestStreamJSON(t *testing.T) {
 			if have.Message != wantMessages[i] {
 				t.Errorf("message: want %q, have %q", wantMessages[i], have.Message)
 			}
-			if have.Job != `we"ird\job` || have.Stream != "stderr" || have.Time == "" {
+			if _, err := time.Parse(time.RFC3339Nano, have.Timestamp); err != nil || !strings.HasSuffix(have.Timestamp, "Z") {
+				t.Errorf("timestamp %q: want RFC 3339 in UTC (%v)", have.Timestamp, err)
+			}
+			if have.Job != `we"ird\job` || have.Stream != "stderr" || have.Level != "error" {
 				t.Errorf("fields: %+v", have)
 			}
 		})

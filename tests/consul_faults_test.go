@@ -36,11 +36,11 @@ func consulAPI(t testing.TB, addr string) *api.Client {
 
 // ctlRegistration is one element of the "registrations" of `berth ctl status`.
 type ctlRegistration struct {
-	ID          string
-	Registered  bool
-	State       string
-	Error       string
-	Maintenance bool
+	ID          string `json:"id"`
+	Registered  bool   `json:"registered"`
+	State       string `json:"state"`
+	Error       string `json:"error"`
+	Maintenance bool   `json:"maintenance"`
 }
 
 func registrations(t *testing.T, sock string) []ctlRegistration {

@@ -165,7 +165,8 @@ func firstDiff(have, want []byte) string {
 }
 
 type jsonLine struct {
-	Time    string `json:"time"`
+	Time    string `json:"timestamp"`
+	Level   string `json:"level"`
 	Job     string `json:"job"`
 	Stream  string `json:"stream"`
 	Message string `json:"message"`
@@ -204,16 +205,19 @@ job "side" {
 			}
 			var own map[string]any
 			_ = json.Unmarshal([]byte(line), &own)
-			if own["@message"] != nil {
+			if own["logger"] != nil {
 				// berth's own log line (-log-format json)
-				if stream != "stderr" || own["@level"] == nil {
+				if stream != "stderr" || own["level"] == nil || own["message"] == nil {
 					t.Fatalf("%s line %d: a berth log object in the wrong place: %q", stream, i+1, line)
 				}
 				count["berth"]++
 				continue
 			}
-			if j.Job == "" || len(own) != 4 {
-				t.Fatalf("%s line %d is not {time, job, stream, message}: %q", stream, i+1, line)
+			if j.Job == "" || len(own) != 5 {
+				t.Fatalf("%s line %d is not {timestamp, level, job, stream, message}: %q", stream, i+1, line)
+			}
+			if want := map[string]string{"stdout": "info", "stderr": "error"}[stream]; j.Level != want {
+				t.Fatalf("%s line %d: level %q, want %q: %q", stream, i+1, j.Level, want, line)
 			}
 			if j.Stream != stream {
 				t.Fatalf("%s line %d says stream %q: %q", stream, i+1, j.Stream, line)
@@ -258,8 +262,8 @@ func TestOwnLogJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &obj); err != nil {
 			t.Fatalf("berth log line is not JSON: %q", l)
 		}
-		if obj["@message"] == nil || obj["@level"] == nil || obj["@timestamp"] == nil {
-			t.Fatalf("log object lacks @message/@level/@timestamp: %q", l)
+		if obj["message"] == nil || obj["level"] == nil || obj["timestamp"] == nil || obj["logger"] == nil {
+			t.Fatalf("log object lacks message/level/timestamp/logger: %q", l)
 		}
 	}
 	if !strings.Contains(b.Stderr.String(), `"main command exited"`) {

@@ -46,6 +46,7 @@ type berth struct {
 	opts     *options
 	flags    *runFlags
 	log      hclog.Logger
+	fields   *telemetry.LogFields // appended to every JSON line: the ECS task's, once known
 	env      LookupEnv
 	environ  Environ
 	stdio    Stdio
@@ -88,7 +89,8 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 		return nil, exitCodeOf(err, exitUsage), err
 	}
 	b.opts = o
-	if b.log, err = telemetry.NewLogger(telemetry.LogConfig{Level: o.logLevel, Format: o.logFormat, Output: stdio.Err}); err != nil {
+	b.fields = &telemetry.LogFields{}
+	if b.log, err = telemetry.NewLogger(telemetry.LogConfig{Level: o.logLevel, Format: o.logFormat, Output: stdio.Err, Fields: b.fields}); err != nil {
 		return nil, exitUsage, err
 	}
 	getenv := func(k string) string { v, _ := env(k); return v }
@@ -96,6 +98,9 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 	var meta *ecsmeta.Cache // one fetch of the ECS task metadata for discovery, telemetry and secrets
 	if metadataURI != "" {
 		meta = &ecsmeta.Cache{Client: ecsmeta.Client{URI: metadataURI}}
+		if strings.EqualFold(o.logFormat, "json") || (file != nil && file.Logs.Format == "json") {
+			go ecsLogFields(meta, b.fields, b.log)
+		}
 	}
 	// In dependency order: output, discovery (checked before anything listens), metrics (discovery and
 	// secrets report to them once running), secrets, the supervisor (which wires all of them), the control
@@ -115,6 +120,28 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 	return b, 0, nil
 }
 
+// ecsLogFields adds the ECS task's fields to every JSON line once the task metadata is known. It runs beside
+// the start-up and never holds it up: lines written before the answer go without them. The fetch is the
+// berth-wide one (discovery, metrics and secrets share it); a failed one is tried again a few times.
+func ecsLogFields(meta *ecsmeta.Cache, fields *telemetry.LogFields, log hclog.Logger) {
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		task, err := meta.Fetch(ctx)
+		cancel()
+		if err == nil {
+			fields.SetECS(task)
+			return
+		}
+		if attempt == 5 {
+			log.Warn("ECS task metadata unavailable; JSON log lines go without ECS fields", "error", err)
+			return
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
 // buildStreamer: every process's output, line by line, redacted (logs block).
 func (b *berth) buildStreamer(file *configFile) (int, error) {
 	logsFormat, prefix, maxLine := "raw", false, 0
@@ -123,7 +150,7 @@ func (b *berth) buildStreamer(file *configFile) (int, error) {
 	}
 	var err error
 	if b.streamer, err = telemetry.NewStreamer(telemetry.StreamConfig{Format: logsFormat, Prefix: prefix, Redact: b.opts.redact,
-		Stdout: b.stdio.Out, Stderr: b.stdio.Err, MaxLine: maxLine}, b.log.Named("output")); err != nil {
+		Stdout: b.stdio.Out, Stderr: b.stdio.Err, MaxLine: maxLine, Fields: b.fields}, b.log.Named("output")); err != nil {
 		return exitConfig, err
 	}
 	return 0, nil
