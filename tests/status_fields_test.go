@@ -50,7 +50,7 @@ func keysAt(doc map[string]any, field string) []string {
 }
 
 // TestCtlStatusFieldNames: every field of `berth ctl status` — processes, locks, checks, registrations,
-// secrets, peers — is snake_case lower, with the names the README documents.
+// secrets, peers — is snake_case lower, with the names docs/cli.md documents (its table is checked by cmd/berth TestDocsStatusFields).
 func TestCtlStatusFieldNames(t *testing.T) {
 	app := harness.TestApp(t)
 	c := harness.StartConsul(t)
