@@ -20,10 +20,13 @@ import (
 // without a remapper; hclog's "@"-prefixed names are not (Insights reserves @timestamp and @message for its
 // own fields). A key-value field of a berth line whose name the schema or Datadog reserves is renamed "arg_"
 // + name, so that a check's "status" or a Consul "service" never becomes the line's level or service.
-var reservedKeys = map[string]bool{
-	"timestamp": true, "level": true, "logger": true, "message": true,
-	"status": true, "severity": true, "service": true, "host": true, "hostname": true, "source": true,
-	"date": true, "trace_id": true, "ddsource": true, "ddtags": true,
+func reservedKey(k string) bool {
+	switch k {
+	case "timestamp", "level", "logger", "message",
+		"status", "severity", "service", "host", "hostname", "source", "date", "trace_id", "ddsource", "ddtags":
+		return true
+	}
+	return false
 }
 
 // LogFields are the fields appended to every JSON line, berth's and the processes': the ECS task's, once
@@ -94,7 +97,7 @@ func (s *schemaWriter) Write(p []byte) (int, error) {
 		}
 	}
 	for k, v := range m {
-		if reservedKeys[k] {
+		if reservedKey(k) {
 			delete(m, k)
 			m["arg_"+k] = v
 		}
