@@ -21,12 +21,16 @@ import (
 type counter struct {
 	next http.RoundTripper
 	mu   sync.Mutex
-	reqs []string // "METHOD /path"
+	reqs []string // "METHOD /path", plus " (blocking)" for a blocking query (index > 0)
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
-	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
+	req := r.Method + " " + r.URL.Path
+	if idx := r.URL.Query().Get("index"); idx != "" && idx != "0" {
+		req += " (blocking)"
+	}
+	c.reqs = append(c.reqs, req)
 	c.mu.Unlock()
 	return c.next.RoundTrip(r)
 }

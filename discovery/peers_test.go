@@ -303,8 +303,11 @@ func TestSteadyStateRequestRate(t *testing.T) {
 	if ttl < int(intervals)/2 || ttl > int(intervals)+2 {
 		t.Errorf("want ≈ one TTL update per interval (%v), have %d", intervals, ttl)
 	}
-	if other != 0 {
-		t.Errorf("want no other requests at steady state, have %s", cnt.summary(mark))
+	// Consul ends a blocking query early now and then (a check's output change moves the health index): a
+	// re-issued blocking query is tolerated, a non-blocking one (a poll) is not.
+	reissued := cnt.since(mark, "GET /v1/health/service/hz (blocking)")
+	if other-reissued != 0 || reissued > 2 {
+		t.Errorf("want no other requests at steady state than a re-issued blocking query or two, have %s", cnt.summary(mark))
 	}
 	if !strings.Contains(a.PeerEnv()["HZ"], "10.0.0.1:5701") {
 		t.Errorf("peers: have %q", a.PeerEnv()["HZ"])
