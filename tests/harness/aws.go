@@ -2,13 +2,17 @@ package harness
 
 import (
 	"context"
+	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"golang.org/x/time/rate"
 )
 
 // AWS holds SDK clients a test seeds moto with. The clients get an explicit configuration (us-east-1, the
@@ -121,6 +126,7 @@ func StartAWSProxy(t testing.TB, motoURL string) *AWSProxy {
 	}
 	p := &AWSProxy{counts: map[string]int{}, stop: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a client that gave up (its attempt deadline) is not worth a line
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
 		if target == "" {
@@ -206,6 +212,42 @@ func (p *AWSProxy) SetInject(f func(target string, n int) (status int, body stri
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.inject = f
+}
+
+// ThrottlingException is what AWS JSON services (SSM, Secrets Manager, KMS) answer, with HTTP 400, to a
+// request beyond a rate quota.
+const ThrottlingException = `{"__type":"ThrottlingException","message":"Rate exceeded"}`
+
+// Quota is a token bucket a proxy enforces on some targets (see AWSProxy.Throttle).
+type Quota struct {
+	lim               *rate.Limiter
+	served, throttled atomic.Int64
+}
+
+// Served is how many requests the quota let through to moto.
+func (q *Quota) Served() int64 { return q.served.Load() }
+
+// Throttled is how many requests the quota answered with ThrottlingException.
+func (q *Quota) Throttled() int64 { return q.throttled.Load() }
+
+// Throttle makes the proxy enforce a quota of perSecond requests a second (a token bucket holding burst)
+// shared by targets (X-Amz-Target values, e.g. "AmazonSSM.GetParameters"), as AWS enforces its API rate
+// quotas per account and region: a request beyond it is answered 400 ThrottlingException and never reaches
+// moto. It replaces any SetInject function; SetInject(nil) lifts it.
+func (p *AWSProxy) Throttle(perSecond float64, burst int, targets ...string) *Quota {
+	q := &Quota{lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
+	p.SetInject(func(target string, _ int) (int, string) {
+		if !slices.Contains(targets, target) {
+			return 0, ""
+		}
+		if !q.lim.Allow() {
+			q.throttled.Add(1)
+			return 400, ThrottlingException
+		}
+		q.served.Add(1)
+		return 0, ""
+	})
+	return q
 }
 
 // SetDelay delays every request by d before it is answered (or injected).

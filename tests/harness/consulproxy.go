@@ -46,6 +46,11 @@ func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
 	p := &ConsulProxy{stop: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1
+	// Keep connections to the agent as each berth keeps its own (http.DefaultTransport keeps 2 idle per host,
+	// and would open and close one per request behind a fleet of berths).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 1024
+	rp.Transport = tr
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if p.Hung() {
 			p.hold(resp.Request)
@@ -79,6 +84,7 @@ func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
 		close(p.stop)
 		p.srv.CloseClientConnections() // blocking queries would otherwise keep Close waiting for minutes
 		p.srv.Close()
+		tr.CloseIdleConnections()
 	})
 	return p
 }

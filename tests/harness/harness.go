@@ -262,6 +262,16 @@ func StartConsulACL(t testing.TB, root string) *Consul {
 	return c
 }
 
+// StartConsulHCL starts `consul agent -dev` with extra agent configuration (HCL), e.g. raised limits for a
+// fleet of clients that all connect from 127.0.0.1.
+func StartConsulHCL(t testing.TB, hcl string) *Consul {
+	t.Helper()
+	c := &Consul{t: t}
+	c.args = append(consulArgs(t, c), "-hcl", hcl)
+	c.start()
+	return c
+}
+
 func (c *Consul) start() {
 	c.t.Helper()
 	c.Process = Start(c.t, nil, c.args...)
