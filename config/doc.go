@@ -172,7 +172,7 @@
 // # secrets (at most one)
 //
 //	secrets {
-//	  timeout     = "30s"     retry budget for transient errors (default 30s)
+//	  timeout     = "30s"     retry budget for transient errors (default 30s); throttling is retried up to 4 × it
 //	  jitter      = "0s"      largest random delay before the first fetch at start, so a fleet does not hit the APIs at once (default 0s)
 //	  concurrency = 8         fetches in flight, 1..1000 (default 8)
 //	  skip_env    = ["VAR"]   never resolve these variables, even when they look like references

@@ -57,9 +57,18 @@
 //
 //   - Transient — throttling codes, HTTP 5xx, connection errors (the SDK's retry.DefaultRetryables), and any
 //     non-service error such as the credential chain not answering — are retried with jittered exponential
-//     back-off (100ms doubling to 5s) until Timeout, then 69. The SDK's own retryer is disabled so that one
-//     budget governs everything. Each attempt has its own deadline, a third of what is left of Timeout (2s to
-//     10s), so a request that is never answered costs one attempt, not the whole budget.
+//     back-off (a wait in [d/2, 3d/2), d doubling to 5s from 100ms, from 1s after a throttling answer) until
+//     Timeout, then 69. The SDK's own retryer is disabled so that one budget governs everything. Each attempt
+//     has its own deadline, a third of what is left of Timeout (2s to 10s), so a request that is never
+//     answered costs one attempt, not the whole budget.
+//   - Throttling — the SDK's throttle codes (ThrottlingException, TooManyRequestsException, SlowDown, …) and
+//     HTTP 429 — is the one transient answer retried past Timeout: while every answer is throttling, retries
+//     go on until ThrottleFactor × Timeout (2m by default), then 69. A throttled answer means the service is up
+//     and rationing a quota; SSM's default is 40 GetParameter(s)/GetParametersByPath a second per account and
+//     region, so N tasks starting at once need at least N/40 s between them, and a fleet of 1,000 needs
+//     about 25s: close to the whole default Timeout, which is still what a failure of any other kind gets.
+//     The first non-throttling failure past Timeout ends the retries. The 1s base sends a third fewer
+//     requests than 100ms for a herd of 1,000 at the same p99 start delay (bench/FLEET.md).
 //   - Not found — ResourceNotFoundException, ParameterNotFound, ParameterVersionNotFound, SSM
 //     InvalidParameters, NoSuchKey, NoSuchBucket, KMS NotFoundException, a missing JSON/dotenv/path key, an
 //     empty ssm_path — 69 at once, not retried.

@@ -49,15 +49,16 @@ func (r *Resolver) Run(ctx context.Context, onChange func(block string, action o
 
 // refresh re-reads one block and applies a change.
 func (r *Resolver) refresh(ctx context.Context, b Block, onChange func(block string, action onchange.Action)) {
-	bctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	start := time.Now()
+	bctx, cancel := r.budget(ctx, start)
 	defer cancel()
 	u := blockUnit(b)
-	c, err := r.awsClients(bctx, u.ref.Region)
+	c, err := r.awsClientsBy(bctx, start, u.ref.Region)
 	if err != nil {
 		r.log.Warn("secret refresh failed", "block", b.Name, "error", err)
 		return
 	}
-	f := &fetcher{c: c, concurrency: 1, log: r.log, observe: r.cfg.Observe}
+	f := r.fetcher(c, 1, start)
 	p := newPlan()
 	p.add(u)
 	if err := f.run(bctx, p); err != nil {

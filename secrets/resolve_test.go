@@ -555,7 +555,7 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 		}
 	})
 
-	t.Run("always throttled gives 69 after the timeout", func(t *testing.T) {
+	t.Run("always throttled gives 69 after ThrottleFactor × the timeout", func(t *testing.T) {
 		rec.setInject(throttle(400, throttled, 1<<30))
 		t.Cleanup(func() { rec.setInject(nil) })
 		start := time.Now()
@@ -570,8 +570,59 @@ func TestFetchOncePerSecretAndRetries(t *testing.T) {
 				t.Errorf("want %q in %q", s, err)
 			}
 		}
-		if elapsed < 2*time.Second || elapsed > 20*time.Second {
-			t.Errorf("want failure after the 2s budget, have %s", elapsed)
+		if bound := ThrottleFactor * 2 * time.Second; elapsed < bound || elapsed > bound+5*time.Second {
+			t.Errorf("want failure at the throttling bound (%s for a 2s timeout), have %s", bound, elapsed)
+		}
+	})
+
+	// throttledFor throttles every call of the first d (from now), then answers with after (0: moto's).
+	throttledFor := func(d time.Duration, after int, body string) func(string, int) (int, string) {
+		until := time.Now().Add(d)
+		return func(tg string, _ int) (int, string) {
+			switch {
+			case tg != target:
+				return 0, ""
+			case time.Now().Before(until):
+				return 400, throttled
+			case after != 0:
+				return after, body
+			}
+			return 0, ""
+		}
+	}
+
+	t.Run("throttled past the timeout, then success", func(t *testing.T) {
+		// 3s timeout, so a bound of 12s; throttled for 4s: the waits are at most 1.5s, 3s, 6s (1s doubling,
+		// ±50%), so the first attempt after 4s comes at most 10s in, inside the bound, and after the timeout.
+		rec.setInject(throttledFor(4*time.Second, 0, ""))
+		t.Cleanup(func() { rec.setInject(nil) })
+		start := time.Now()
+		res, err := mustNew(t, Config{Timeout: 3 * time.Second, Concurrency: 1}, nil).Resolve(ctx, Env{Shared: []string{"X=secretsmanager:s1:a"}})
+		if err != nil {
+			t.Fatalf("want success while only throttled, have %v", err)
+		}
+		if d := time.Since(start); d < 4*time.Second {
+			t.Errorf("resolved in %s, before the throttling ended", d)
+		}
+		if envMap(res.Env.Shared)["X"] != "s1-a" {
+			t.Error("want the value after the throttling")
+		}
+	})
+
+	t.Run("a 500 past the timeout ends the throttling extension", func(t *testing.T) {
+		// Throttled for 3.5s, then 500s: the first 500 comes after the 3s timeout (at most 9.5s in) and fails
+		// at once, where 500s alone would be retried until the bound (12s).
+		rec.setInject(throttledFor(3500*time.Millisecond, 500, `{"__type":"InternalServiceError","message":"boom"}`))
+		t.Cleanup(func() { rec.setInject(nil) })
+		start := time.Now()
+		_, err := mustNew(t, Config{Timeout: 3 * time.Second, Concurrency: 1}, nil).Resolve(ctx, Env{Shared: []string{"DB_PASSWORD=secretsmanager:s1:a"}})
+		elapsed := time.Since(start)
+		t.Logf("message after %s: %v", elapsed.Round(time.Millisecond), err)
+		if exitCode(err) != ExitUnavailable || !strings.Contains(err.Error(), "DB_PASSWORD") || !strings.Contains(err.Error(), "InternalServiceError") {
+			t.Fatalf("want 69 naming DB_PASSWORD and the 500, have %d: %v", exitCode(err), err)
+		}
+		if elapsed > 11*time.Second {
+			t.Errorf("want the failure at the first 500 past the 3s timeout (≤ 9.5s), have %s", elapsed)
 		}
 	})
 

@@ -23,7 +23,8 @@ const (
 // Config configures a Resolver.
 type Config struct {
 	// Timeout is secrets.timeout: the total budget of one resolution, retries included (default 30s). Past it
-	// the resolution fails with exit code 69.
+	// the resolution fails with exit code 69 — unless every answer since is throttling, which is retried until
+	// ThrottleFactor × Timeout.
 	Timeout time.Duration
 	// Jitter is secrets.jitter: a random delay in [0, Jitter) before the first fetch, so a large fleet
 	// starting at once does not hit the APIs' rate limits together. It is not part of Timeout.
@@ -225,13 +226,13 @@ func (r *Resolver) Resolve(ctx context.Context, env Env) (*Result, error) {
 		}
 	}
 	start := time.Now()
-	bctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	bctx, cancel := r.budget(ctx, start)
 	defer cancel()
-	c, err := r.awsClients(bctx, regionHint)
+	c, err := r.awsClientsBy(bctx, start, regionHint)
 	if err != nil {
 		return nil, err
 	}
-	f := &fetcher{c: c, concurrency: r.cfg.Concurrency, log: r.log, observe: r.cfg.Observe}
+	f := r.fetcher(c, r.cfg.Concurrency, start)
 	if err := f.run(bctx, p); err != nil {
 		return nil, err
 	}
@@ -386,6 +387,25 @@ func (r *Resolver) Status() []RefStatus {
 		return nil
 	}
 	return append([]RefStatus(nil), r.state.status...)
+}
+
+// budget is the context of one resolution started at start: it ends at the throttling bound,
+// ThrottleFactor × secrets.timeout; only throttled retries go past secrets.timeout itself (fetcher.soft).
+func (r *Resolver) budget(ctx context.Context, start time.Time) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, start.Add(ThrottleFactor*r.cfg.Timeout))
+}
+
+// fetcher is a fetcher for a resolution started at start.
+func (r *Resolver) fetcher(c *clients, concurrency int, start time.Time) *fetcher {
+	return &fetcher{c: c, concurrency: concurrency, log: r.log, observe: r.cfg.Observe, soft: start.Add(r.cfg.Timeout)}
+}
+
+// awsClientsBy is awsClients within secrets.timeout of start: configuration and ECS metadata are not
+// throttled answers, so they do not get the throttling bound.
+func (r *Resolver) awsClientsBy(ctx context.Context, start time.Time, regionHint string) (*clients, error) {
+	actx, cancel := context.WithDeadline(ctx, start.Add(r.cfg.Timeout))
+	defer cancel()
+	return r.awsClients(actx, regionHint)
 }
 
 func (r *Resolver) awsClients(ctx context.Context, regionHint string) (*clients, error) {

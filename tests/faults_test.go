@@ -34,12 +34,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/tests/harness"
 )
 
 // TestFaultAWSSecrets: Secrets Manager throttles, fails with 500s, resets connections or never answers (a
-// proxy in front of moto answers for it). berth retries within secrets.timeout, then exits 69 with one line
-// naming the reference; the main command never runs, and neither the value of the secret that did resolve
+// proxy in front of moto answers for it). berth retries within secrets.timeout (throttling: within
+// secrets.ThrottleFactor × it), then exits 69 with one line naming the reference; the main command never runs, and neither the value of the secret that did resolve
 // (an SSM parameter) nor that of the failing one appears in berth's output.
 func TestFaultAWSSecrets(t *testing.T) {
 	app := harness.TestApp(t)
@@ -58,12 +59,14 @@ func TestFaultAWSSecrets(t *testing.T) {
 		status      int
 		body        string
 		minAttempts int
+		budget      time.Duration
 	}{
-		{"throttling", "400 ThrottlingException on every GetSecretValue", 400, secThrottled, 2},
-		{"500s", "500 InternalServiceError on every GetSecretValue", 500, secInternal, 2},
-		{"connection resets", "TCP reset on every GetSecretValue", harness.InjectReset, "", 2},
+		// throttled answers are retried past secrets.timeout, up to ThrottleFactor × it
+		{"throttling", "400 ThrottlingException on every GetSecretValue", 400, secThrottled, 2, secrets.ThrottleFactor * budget},
+		{"500s", "500 InternalServiceError on every GetSecretValue", 500, secInternal, 2, budget},
+		{"connection resets", "TCP reset on every GetSecretValue", harness.InjectReset, "", 2, budget},
 		// one request holds the whole budget: it is the deadline that ends it, not a retry
-		{"stall", "GetSecretValue read and never answered", harness.InjectStall, "", 1},
+		{"stall", "GetSecretValue read and never answered", harness.InjectStall, "", 1, budget},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel() // each waits out its budget, mostly asleep; one moto, a proxy each
@@ -86,8 +89,8 @@ func TestFaultAWSSecrets(t *testing.T) {
 				t.Fatalf("want exit 69, have %d\nstderr:\n%s", code, secScrub(stderr, values...))
 			}
 			// it kept trying until the budget was spent, and gave up soon after (generous: a loaded CI box)
-			if elapsed < budget-100*time.Millisecond || elapsed > budget+8*time.Second {
-				t.Errorf("want berth to give up when secrets.timeout (%s) is spent, it took %s", budget, elapsed)
+			if elapsed < c.budget-100*time.Millisecond || elapsed > c.budget+8*time.Second {
+				t.Errorf("want berth to give up when its budget (%s) is spent, it took %s", c.budget, elapsed)
 			}
 			if attempts < c.minAttempts {
 				t.Errorf("want at least %d GetSecretValue attempts, the proxy saw %d", c.minAttempts, attempts)
@@ -103,9 +106,13 @@ func TestFaultAWSSecrets(t *testing.T) {
 			if t.Failed() {
 				return
 			}
+			expected := "retried within secrets.timeout (2s)"
+			if c.budget != budget {
+				expected = fmt.Sprintf("retried while throttled, up to %d × secrets.timeout (%s)", secrets.ThrottleFactor, c.budget)
+			}
 			harness.RecordFault(t, harness.Fault{
 				Name:     "AWS secrets: " + c.name,
-				Expected: "retried within secrets.timeout (2s), exit 69, main command never started, no value in output",
+				Expected: expected + ", exit 69, main command never started, no value in output",
 				Observed: fmt.Sprintf("%s: exit 69 with one line naming the reference; main never ran; 0 of %d values in %d bytes of output",
 					c.fault, len(values), len(stdout)+len(stderr)),
 				Figure: fmt.Sprintf("exit after %.2f s; %d attempts", elapsed.Seconds(), attempts),

@@ -722,6 +722,64 @@ secret "cfg" {
 	})
 }
 
+// TestSecretsThrottledHerd: 30 berths start at once, each resolving one SSM parameter, against an SSM that
+// allows 3 GetParameters a second (a token bucket, ThrottlingException beyond it): about 9s of work for the
+// quota, with secrets.timeout = 7s. Every berth retries its throttled fetch until it succeeds — past the
+// timeout, which would otherwise fail the last ones, but within ThrottleFactor × it — and starts its main
+// command with the value; no value appears in any berth's debug log.
+func TestSecretsThrottledHerd(t *testing.T) {
+	const n, perSecond = 30, 3
+	app := harness.TestApp(t)
+	harness.Berth(t)
+	a := secStartAWS(t)
+	const value = "herd-param-value-3f9a-never-logged"
+	a.Param(t, "/herd/param", value, true)
+	proxy := harness.StartAWSProxy(t, a.moto.URL)
+	dir := t.TempDir()
+	cfg := secWriteFile(t, filepath.Join(dir, "berth.hcl"), "secrets {\n  timeout = \"7s\"\n}\n")
+	quota := proxy.Throttle(perSecond, perSecond, "AmazonSSM.GetParameters")
+	start := time.Now()
+	berths := make([]*harness.BerthRun, n)
+	for i := range berths {
+		out := filepath.Join(dir, fmt.Sprintf("env-%d.json", i))
+		berths[i] = secBerth(t, false, a.env(proxy.URL, "DB_PASSWORD=ssm:/herd/param"),
+			"run", "-config", cfg, "-log-level", "debug", "--", app, "-env", "DB_PASSWORD", "-env-json", out)
+	}
+	var longest time.Duration // the longest resolution, from berth's own debug line
+	retries := 0
+	for i, b := range berths {
+		code := b.Wait(2 * time.Minute)
+		stderr := b.Stderr.String()
+		secNoValues(t, fmt.Sprintf("berth %d's log", i), b.Stdout.String()+stderr, value)
+		if code != 0 {
+			t.Errorf("berth %d: exit %d, want 0 (throttling is retried)\n%s", i, code, secScrub(stderr, value))
+			continue
+		}
+		secCompare(t, secChildEnv(t, filepath.Join(dir, fmt.Sprintf("env-%d.json", i))), map[string]string{"DB_PASSWORD": value})
+		m := secResolvedRE.FindStringSubmatch(stderr)
+		if m == nil {
+			t.Fatalf("berth %d: no 'secrets resolved ... duration=' line at debug level", i)
+		}
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		longest = max(longest, d)
+		retries += strings.Count(stderr, "secret fetch throttled, retrying")
+	}
+	t.Logf("%d berths resolved in %s: %d GetParameters served, %d throttled (%d retries logged); the longest resolution took %s",
+		n, time.Since(start).Round(time.Millisecond), quota.Served(), quota.Throttled(), retries, longest.Round(time.Millisecond))
+	if quota.Served() != n {
+		t.Errorf("want one served GetParameters per berth (%d), have %d", n, quota.Served())
+	}
+	if quota.Throttled() == 0 || retries == 0 {
+		t.Errorf("want throttled requests and berth's debug log showing their retries, have %d and %d lines", quota.Throttled(), retries)
+	}
+	if longest <= 7*time.Second {
+		t.Errorf("want some berth to have resolved after retrying past secrets.timeout (7s; the quota needs about 9s for %d), the longest took %s", n, longest)
+	}
+}
+
 // TestSecretsNeverLeaked: berth as PID 1 at trace level keeps values out of its stderr, its own environment
 // (/proc/<pid>/environ holds the references) and `berth ctl status`; the child printing a value shows
 // [REDACTED], unless -redact=false.
