@@ -9,7 +9,7 @@ TOOLS   := .tools/bin
 #   test:    tini, dumb-init (peer-suite controls), gcc (its C children), time (GNU time), util-linux (unshare),
 #            podman, runc, busybox-static (containers, examples/dockerfile), buildah, ca-certificates (make
 #            release inside the release and examples tests), qemu-user-static (the arm64 binary); plus moto
-#   bench:   tini, dumb-init, catatonit, hyperfine, time, util-linux, curl; plus moto
+#   bench:   tini, dumb-init, catatonit, hyperfine, time, util-linux, curl; plus moto (bench-fleet: moto only)
 #   demo:    curl; plus moto (its boto3 seeds the secret)
 #   release: buildah, ca-certificates          image: podman, runc, busybox-static
 APT_TEST    := tini dumb-init gcc time util-linux podman runc busybox-static buildah ca-certificates qemu-user-static
@@ -24,7 +24,7 @@ export GOTOOLCHAIN := local
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))' 2>/dev/null)
 export PATH := $(PATH):$(PYBIN):$(HOME)/.pyenv/shims
 
-.PHONY: all build deps deps-test deps-bench deps-demo deps-release deps-image tools test vet fmt-check fuzz bench faults demo clean image release release-dist
+.PHONY: all build deps deps-test deps-bench deps-demo deps-release deps-image tools test vet fmt-check fuzz bench bench-fleet faults demo clean image release release-dist
 
 all: build
 
@@ -91,6 +91,11 @@ fuzz:
 
 bench: deps-bench tools build
 	bench/run.sh
+
+# The fleet simulation, loopback only, about 5 minutes: 200 berths against one Consul, start-up herds of up to
+# 2,000 tasks against SSM's default quota. Writes bench/FLEET.md.
+bench-fleet: deps-bench tools build
+	bench/fleet.sh
 
 # Every fault scenario, slow ones included; writes bench/FAULTS.md (the fast ones also run in `make test`).
 faults: deps-test tools
