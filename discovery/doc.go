@@ -58,8 +58,9 @@
 //
 // Peers (PeersConfig, `peers "NAME" {}`): service, tag, passing_only (default true), include_self (default
 // false; when true this berth's own instance is always in the list, even before its checks pass), min
-// (default 0), wait (default 30s), env, file, template (text/template over []Peer; Peer has ID, Name, Address,
-// Port, Tags, Meta, Node and HostPort(); func "join"; default: comma-separated host:port), on_change ("none",
+// (default 0), wait (default 30s), env, file, template (text/template syntax over a list of peers with the
+// fields ID, Name, Address, Port, Tags, Meta, Node and HostPort; func "join"; no method calls; default:
+// comma-separated host:port), on_change ("none",
 // "signal:SIGHUP", "restart"). The list is sorted by address, port and ID so it only changes when membership
 // does.
 //

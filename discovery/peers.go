@@ -13,15 +13,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
+	template "github.com/DataDog/datadog-agent/pkg/template/text"
 	"github.com/hashicorp/consul/api"
 
 	"github.com/berth-dev/berth/onchange"
 )
 
-// Peer is one instance of a peers block's service, as templates see it.
+// Peer is one instance of a peers block's service.
 type Peer struct {
 	ID      string            `json:"id"`
 	Name    string            `json:"name"`
@@ -35,8 +35,34 @@ type Peer struct {
 // HostPort is "address:port" ("[v6]:port" for IPv6).
 func (p Peer) HostPort() string { return net.JoinHostPort(p.Address, strconv.Itoa(p.Port)) }
 
+// Templates run on datadog-agent's copy of text/template, which is the standard library's minus method calls:
+// text/template's way of finding a method by name (reflect.Value.MethodByName with a computed name) makes the Go
+// linker keep every exported method of every type in the binary, and berth's binary was 30.9 MiB with it,
+// 16.9 MiB without. Peer's one method, HostPort, reaches templates as a field of templatePeer, so a template
+// writes {{.HostPort}} as before.
 func templateFuncs() template.FuncMap {
 	return template.FuncMap{"join": strings.Join}
+}
+
+// templatePeer is a Peer as templates see it: its fields, and HostPort as a field.
+type templatePeer struct {
+	ID       string
+	Name     string
+	Address  string
+	Port     int
+	Tags     []string
+	Meta     map[string]string
+	Node     string
+	HostPort string
+}
+
+func templatePeers(peers []Peer) []templatePeer {
+	out := make([]templatePeer, len(peers))
+	for i, p := range peers {
+		out[i] = templatePeer{ID: p.ID, Name: p.Name, Address: p.Address, Port: p.Port, Tags: p.Tags, Meta: p.Meta,
+			Node: p.Node, HostPort: p.HostPort()}
+	}
+	return out
 }
 
 type peerState struct {
@@ -74,7 +100,7 @@ func (ps *peerState) render(peers []Peer) (string, error) {
 		return strings.Join(hp, ","), nil
 	}
 	var b bytes.Buffer
-	if err := ps.tmpl.Execute(&b, peers); err != nil {
+	if err := ps.tmpl.Execute(&b, templatePeers(peers)); err != nil {
 		return "", fmt.Errorf("peers %q: template: %w", ps.cfg.Name, err)
 	}
 	return b.String(), nil
