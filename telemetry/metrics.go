@@ -15,9 +15,6 @@ import (
 
 	"github.com/DataDog/datadog-go/v5/statsd"
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berth-dev/berth/ecsmeta"
 )
@@ -77,23 +74,23 @@ type Metrics struct {
 	dd       *statsd.Client // nil: DogStatsD off
 	ddAddr   string
 	tags     []string
-	reg      *prometheus.Registry
+	reg      *promRegistry
 	ln       net.Listener // nil: Prometheus off
 	srv      *http.Server
-	starts   *prometheus.CounterVec
-	exits    *prometheus.CounterVec
-	restarts *prometheus.CounterVec
-	cpu      *prometheus.GaugeVec
-	rss      *prometheus.GaugeVec
-	checks   *prometheus.GaugeVec
-	fetch    prometheus.Histogram
-	secErrs  prometheus.Counter
-	conErrs  prometheus.Counter
-	lockAcq  *prometheus.CounterVec
-	lockLost *prometheus.CounterVec
+	starts   *promFamily // counter, job
+	exits    *promFamily // counter, job, exit_code
+	restarts *promFamily // counter, job
+	cpu      *promFamily // gauge, job
+	rss      *promFamily // gauge, job
+	checks   *promFamily // gauge, check, service
+	fetch    *promFamily // histogram
+	secErrs  *promFamily // counter
+	conErrs  *promFamily // counter
+	lockAcq  *promFamily // counter, job
+	lockLost *promFamily // counter, job
 
 	mu   sync.Mutex
-	user map[string]prometheus.Gauge // Put gauges by Prometheus name
+	user map[string]*promFamily // Put gauges by Prometheus name
 
 	closeOnce sync.Once
 	closeErr  error
@@ -111,7 +108,7 @@ func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
 	if cfg.SampleInterval <= 0 {
 		cfg.SampleInterval = 10 * time.Second
 	}
-	m := &Metrics{log: log, cfg: cfg, started: time.Now(), user: make(map[string]prometheus.Gauge)}
+	m := &Metrics{log: log, cfg: cfg, started: time.Now(), user: make(map[string]*promFamily)}
 
 	addr, err := ResolveDogStatsD(cfg.DogStatsD, cfg.Env)
 	if err != nil {
@@ -128,33 +125,30 @@ func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
 	}
 	m.tags = GlobalTags(cfg.Env, task)
 
-	m.reg = prometheus.NewRegistry()
-	m.starts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricProcessStarts),
-		Help: "Processes started, by job."}, []string{"job"})
-	m.exits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricProcessExits),
-		Help: "Processes exited, by job and exit code (128+N for signal N)."}, []string{"job", "exit_code"})
-	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricProcessRestarts),
-		Help: "Processes restarted after they exited, by job."}, []string{"job"})
-	m.cpu = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: promName(MetricProcessCPU),
-		Help: "CPU use of the job's process tree over the last sample interval, in percent of one core."}, []string{"job"})
-	m.rss = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: promName(MetricProcessRSS),
-		Help: "Resident memory of the job's process tree in bytes (sum over processes)."}, []string{"job"})
-	m.checks = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: promName(MetricCheckStatus),
-		Help: "Status of a berth check: 0 passing, 1 warning, 2 critical, 3 unknown."}, []string{"check", "service"})
-	m.fetch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: promName(MetricSecretsFetch),
-		Help: "Time to resolve all secrets, in seconds.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 10)})
-	m.secErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: promName(MetricSecretsErrors),
-		Help: "Failed secret resolutions or refreshes."})
-	m.conErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: promName(MetricConsulErrors),
-		Help: "Failed Consul requests."})
-	m.lockAcq = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricLockAcquired),
-		Help: "Singleton locks acquired, by job."}, []string{"job"})
-	m.lockLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: promName(MetricLockLost),
-		Help: "Singleton locks lost while held (the process was stopped), by job."}, []string{"job"})
-	uptime := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: promName(MetricUptime),
-		Help: "Seconds since berth started."}, func() float64 { return time.Since(m.started).Seconds() })
-	m.reg.MustRegister(m.starts, m.exits, m.restarts, m.cpu, m.rss, m.checks, m.fetch, m.secErrs, m.conErrs, m.lockAcq, m.lockLost, uptime,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg = newPromRegistry()
+	m.starts = newPromFamily(promName(MetricProcessStarts), "Processes started, by job.", promCounter, "job")
+	m.exits = newPromFamily(promName(MetricProcessExits), "Processes exited, by job and exit code (128+N for signal N).",
+		promCounter, "job", "exit_code")
+	m.restarts = newPromFamily(promName(MetricProcessRestarts), "Processes restarted after they exited, by job.", promCounter, "job")
+	m.cpu = newPromFamily(promName(MetricProcessCPU),
+		"CPU use of the job's process tree over the last sample interval, in percent of one core.", promGauge, "job")
+	m.rss = newPromFamily(promName(MetricProcessRSS),
+		"Resident memory of the job's process tree in bytes (sum over processes).", promGauge, "job")
+	m.checks = newPromFamily(promName(MetricCheckStatus),
+		"Status of a berth check: 0 passing, 1 warning, 2 critical, 3 unknown.", promGauge, "check", "service")
+	m.fetch = newPromHistogram(promName(MetricSecretsFetch), "Time to resolve all secrets, in seconds.",
+		[]float64{0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6})
+	m.secErrs = newPromFamily(promName(MetricSecretsErrors), "Failed secret resolutions or refreshes.", promCounter)
+	m.conErrs = newPromFamily(promName(MetricConsulErrors), "Failed Consul requests.", promCounter)
+	m.lockAcq = newPromFamily(promName(MetricLockAcquired), "Singleton locks acquired, by job.", promCounter, "job")
+	m.lockLost = newPromFamily(promName(MetricLockLost), "Singleton locks lost while held (the process was stopped), by job.",
+		promCounter, "job")
+	uptime := newPromFamily(promName(MetricUptime), "Seconds since berth started.", promGauge)
+	uptime.fn = func() float64 { return time.Since(m.started).Seconds() }
+	if err := m.reg.register(m.starts, m.exits, m.restarts, m.cpu, m.rss, m.checks, m.fetch, m.secErrs, m.conErrs,
+		m.lockAcq, m.lockLost, uptime); err != nil {
+		return nil, err
+	}
 
 	if cfg.Prometheus != "" {
 		ln, err := net.Listen("tcp", cfg.Prometheus)
@@ -163,7 +157,7 @@ func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
 		}
 		m.ln = ln
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", m.reg)
 		mux.HandleFunc("GET /status", m.serveStatus)
 		m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
@@ -217,9 +211,6 @@ func (m *Metrics) Addr() string {
 
 // Tags returns the global DogStatsD tags.
 func (m *Metrics) Tags() []string { return append([]string(nil), m.tags...) }
-
-// Registry is the private Prometheus registry, for collectors of other packages.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 func (m *Metrics) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	var body any = struct{}{}
@@ -281,12 +272,12 @@ func (m *Metrics) sample(s *procSampler) {
 		return
 	}
 	for job, u := range usage {
-		m.rss.WithLabelValues(job).Set(float64(u.rss))
+		m.rss.set(float64(u.rss), job)
 		if m.dd != nil {
 			_ = m.dd.Gauge(MetricProcessRSS, float64(u.rss), []string{"job:" + job}, 1)
 		}
 		if u.cpuValid {
-			m.cpu.WithLabelValues(job).Set(u.cpuPercent)
+			m.cpu.set(u.cpuPercent, job)
 			if m.dd != nil {
 				_ = m.dd.Gauge(MetricProcessCPU, u.cpuPercent, []string{"job:" + job}, 1)
 			}
@@ -296,7 +287,7 @@ func (m *Metrics) sample(s *procSampler) {
 
 // ProcessStarted counts a start of job's process.
 func (m *Metrics) ProcessStarted(job string) {
-	m.starts.WithLabelValues(job).Inc()
+	m.starts.add(1, job)
 	if m.dd != nil {
 		_ = m.dd.Incr(MetricProcessStarts, []string{"job:" + job}, 1)
 	}
@@ -306,9 +297,9 @@ func (m *Metrics) ProcessStarted(job string) {
 // supervisor is going to start it again. A non-zero exit or a restart also sends a Datadog event.
 func (m *Metrics) ProcessExited(job string, code int, restarting bool) {
 	c := strconv.Itoa(code)
-	m.exits.WithLabelValues(job, c).Inc()
+	m.exits.add(1, job, c)
 	if restarting {
-		m.restarts.WithLabelValues(job).Inc()
+		m.restarts.add(1, job)
 	}
 	if m.dd == nil {
 		return
@@ -351,7 +342,7 @@ func (m *Metrics) CheckStatus(check, service, status string) {
 	case "critical":
 		code = statsd.Critical
 	}
-	m.checks.WithLabelValues(check, service).Set(float64(code))
+	m.checks.set(float64(code), check, service)
 	if m.dd == nil {
 		return
 	}
@@ -362,9 +353,9 @@ func (m *Metrics) CheckStatus(check, service, status string) {
 
 // SecretsFetched records how long resolving the secrets took, and counts an error when err is not nil.
 func (m *Metrics) SecretsFetched(d time.Duration, err error) {
-	m.fetch.Observe(d.Seconds())
+	m.fetch.observe(d.Seconds())
 	if err != nil {
-		m.secErrs.Inc()
+		m.secErrs.add(1)
 	}
 	if m.dd == nil {
 		return
@@ -377,7 +368,7 @@ func (m *Metrics) SecretsFetched(d time.Duration, err error) {
 
 // ConsulError counts a failed Consul request.
 func (m *Metrics) ConsulError() {
-	m.conErrs.Inc()
+	m.conErrs.add(1)
 	if m.dd != nil {
 		_ = m.dd.Incr(MetricConsulErrors, nil, 1)
 	}
@@ -389,7 +380,7 @@ func (m *Metrics) LockChanged(job string, held bool) {
 	if held {
 		c, name = m.lockAcq, MetricLockAcquired
 	}
-	c.WithLabelValues(job).Inc()
+	c.add(1, job)
 	if m.dd != nil {
 		_ = m.dd.Incr(name, []string{"job:" + job}, 1)
 	}
@@ -425,15 +416,15 @@ func (m *Metrics) Put(name string, value float64) error {
 	m.mu.Lock()
 	g, ok := m.user[pn]
 	if !ok {
-		g = prometheus.NewGauge(prometheus.GaugeOpts{Name: pn, Help: "Set by berth ctl putmetric."})
-		if err := m.reg.Register(g); err != nil {
+		g = newPromFamily(pn, "Set by berth ctl putmetric.", promGauge)
+		if err := m.reg.register(g); err != nil {
 			m.mu.Unlock()
 			return fmt.Errorf("metric name %q: %w", name, err)
 		}
 		m.user[pn] = g
 	}
 	m.mu.Unlock()
-	g.Set(value)
+	g.set(value)
 	if m.dd != nil {
 		if err := m.dd.Gauge(name, value, nil, 1); err != nil {
 			return fmt.Errorf("metric %s: %w", name, err)
