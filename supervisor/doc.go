@@ -16,7 +16,7 @@
 //	signals.go        the forwarded set, parsing of names, numbers and SIGRTMIN+n, rewrites
 //	exit.go           Exit, and the exit code map's parsing
 //	inherit_linux*.go the entry point berth_rt0 that records the inherited signal mask and dispositions,
-//	                  and the handlers for the signals os/signal cannot deliver
+//	                  and the handlers that catch the forwarded signals (os/signal without the entry point)
 //	user.go, rlimit.go  -user and rlimits
 //
 // Knobs (set by cmd/berth from flags, BERTH_* and the config file): Config.KillGrace (kill_grace, 3s),

@@ -4,6 +4,7 @@ package supervisor
 
 import (
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -53,7 +54,8 @@ func startSignalState() inherited {
 }
 
 // rawSignals are the signals os/signal cannot deliver: SIGPROF (the runtime keeps it for its profiler) and
-// the real-time signals 32 and 34 (reserved for glibc and musl; a static Go binary uses neither). Signal 33
+// the real-time signals 32 and 34 (reserved for glibc and musl; a static Go binary uses neither); listen
+// catches every other forwarded signal the same way when they are available. Signal 33
 // is the runtime's own (per-thread syscalls) and stays untouched. faults are the signals the runtime treats
 // as a fault unless si_code is SI_USER or SI_TKILL, so a sigqueue(3) of them would crash berth.
 func rawSignals() (raw, faults []syscall.Signal) {
@@ -138,6 +140,17 @@ func listenRaw(sigs, faults []syscall.Signal, out chan<- os.Signal) (stop func()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// One thread that never blocks the caught signals: the Go runtime gives its threads the mask berth was
+		// started with, so a signal berth inherited blocked would otherwise never be delivered (os/signal keeps
+		// such a thread for the same reason). The read below blocks this thread, not the poller.
+		runtime.LockOSThread()
+		var unblock unix.Sigset_t
+		for _, list := range [][]syscall.Signal{sigs, faults} {
+			for _, s := range list {
+				unblock.Val[(s-1)/64] |= 1 << ((uint(s) - 1) % 64)
+			}
+		}
+		_ = unix.PthreadSigmask(unix.SIG_UNBLOCK, &unblock, nil)
 		b := make([]byte, 64)
 		for {
 			n, err := rd.Read(b)
