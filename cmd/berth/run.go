@@ -41,6 +41,10 @@ func cmdRun(args []string, stdio Stdio, env LookupEnv, environ Environ) int {
 	return b.run()
 }
 
+// trimAfter is how long after the main command started berth drops the start-up's pages of its executable
+// from its resident set (README "Performance").
+const trimAfter = 5 * time.Second
+
 // berth is one assembled run: every component, ready to be wired into the run.Group.
 type berth struct {
 	opts     *options
@@ -327,6 +331,27 @@ func (b *berth) run() int {
 		// the actor that normally returns first, after that whole sequence ran.
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error { return b.sup.Run(ctx) }, func(error) { cancel() })
+	}
+	{
+		// trim: once the main command has run for a while, berth's resident set drops the executable's pages
+		// the start-up mapped (supervisor.TrimExecutable); what the running berth needs comes back as touched.
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if !b.waitPrepared(ctx) {
+				return nil
+			}
+			t := time.NewTimer(trimAfter)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				kib, err := supervisor.TrimExecutable()
+				b.log.Trace("trimmed the executable's resident pages", "kib", kib, "error", err)
+			case <-ctx.Done():
+				return nil
+			}
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
 	}
 	if b.disc != nil {
 		// discovery: runs the checks, reports them to Consul TTL checks, keeps the registration alive. Its
