@@ -36,6 +36,10 @@ const (
 	ServiceCheckName      = "berth.check"                  // Datadog service check per berth check, tags check, service
 )
 
+// dogstatsdBuffers is the size of datadog-go's buffer pool and send queue: enough for a flush of every berth
+// metric at once.
+const dogstatsdBuffers = 32
+
 // MetricsConfig configures DogStatsD and Prometheus.
 type MetricsConfig struct {
 	// DogStatsD is the agent address (telemetry.dogstatsd): udp://HOST:PORT, unix:///PATH, HOST:PORT or HOST.
@@ -164,8 +168,12 @@ func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
 
 	if addr != "" {
 		// Client-side aggregation (the datadog-go default) folds counts between flushes; Close flushes.
-		// The client's own telemetry metrics are noise on a per-task agent.
+		// The client's own telemetry metrics are noise on a per-task agent. datadog-go sizes itself for an
+		// application sending thousands of metrics a second (32 workers, 2,048 pooled buffers and a 2,048-buffer
+		// send queue for UDP: 2 MB of berth's resident set); berth sends a few a minute, so one worker and small
+		// queues (an empty pool allocates a buffer, it never blocks).
 		dd, err := statsd.New(addr, statsd.WithTags(dedupLibTags(m.tags)), statsd.WithoutTelemetry(),
+			statsd.WithWorkersCount(1), statsd.WithBufferPoolSize(dogstatsdBuffers), statsd.WithSenderQueueSize(dogstatsdBuffers),
 			statsd.WithErrorHandler(func(err error) { log.Debug("dogstatsd send failed", "error", err) }))
 		if err != nil {
 			if m.ln != nil {
