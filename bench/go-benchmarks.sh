@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 bench/secrets.sh
 bench/stream.sh
 bench/consul.sh
+bench/ssmpath.sh

@@ -211,8 +211,9 @@
 //	  wait         = "30s"      (default 30s)
 //	  env          = "HZ_MEMBERS"         at least one of env
 //	  file         = "/run/peers.txt"     and file
-//	  template     = "{{range .}}{{.Address}}:{{.Port}}\n{{end}}"  text/template, checked at load
-//	                            (default: comma-separated host:port)
+//	  template     = "{{range .}}{{.Address}}:{{.Port}}\n{{end}}"  text/template syntax, checked at load;
+//	                            fields ID Name Address Port Tags Meta Node HostPort, func join, no method
+//	                            calls (default: comma-separated host:port)
 //	  on_change    = "none" (default) | "restart" | "signal:SIGHUP"
 //	}
 //

@@ -418,11 +418,12 @@ func (r *Resolver) awsClients(ctx context.Context, regionHint string) (*clients,
 	if meta == nil {
 		meta = metadataCache(r.cfg.MetadataURI)
 	}
+	start := time.Now()
 	c, err := loadAWS(ctx, r.cfg.AWS, regionHint, meta, r.log.Named("aws"))
 	if err != nil {
 		return nil, err
 	}
-	r.log.Debug("aws clients ready", "region", c.region)
+	r.log.Debug("aws clients ready", "region", c.region, "duration", time.Since(start))
 	r.clients = c
 	return c, nil
 }

@@ -18,6 +18,7 @@
 //	inherit_linux*.go the entry point berth_rt0 that records the inherited signal mask and dispositions,
 //	                  and the handlers that catch the forwarded signals (os/signal without the entry point)
 //	user.go, rlimit.go  -user and rlimits
+//	trim_linux.go     TrimExecutable: drops the start-up's pages of berth's executable from its resident set
 //
 // Knobs (set by cmd/berth from flags, BERTH_* and the config file): Config.KillGrace (kill_grace, 3s),
 // Config.DrainDelay (drain_delay, 0s), Config.DrainTimeout (10s), Config.SignalRewrite (signal_rewrite),
