@@ -130,7 +130,7 @@ for c, x in r.items():
 b = r["berth -control-socket off -- true"]
 print()
 print(f"berth without a control socket: {b['wall_ms'] / tini:.1f}× tini's wall time (target ≤ 3.0×, goal ≤ 2×), "
-      f"{b['max_rss_kib'] / 1024:.1f} MB peak RSS (target ≤ 9 MB, goal ≤ 4 MB).\n")
+      f"{b['max_rss_kib'] / 1024:.1f} MiB peak RSS (target ≤ 9 MB, goal ≤ 4 MB).\n")
 print("| idle RSS while supervising `sleep` (KiB) | berth | tini | dumb-init | catatonit |\n|---|---|---|---|---|")
 for k, label in ((0, "VmRSS after 1.5 s"), (1, "VmRSS after 8 s (berth trimmed at 5 s)")):
     print(f"| {label} | " + " | ".join(idle[n].split("/")[k] for n in ("berth", "tini", "dumb-init", "catatonit")) + " |")
@@ -138,14 +138,14 @@ print()
 print(f"berth's idle resident set, split (smaps_rollup): {split.rstrip(', ')}.\n")
 g, d, req = r["gobaseline true"], r["godeps true"], r["godeps-required true"]
 print("**The floor.** `godeps-required` links the required dependencies and HCL into a wrapper that does nothing "
-      f"else, and already takes {req['wall_ms'] / tini:.1f}× tini's wall time and {req['max_rss_kib'] / 1024:.1f} MB "
-      f"({req['minor_faults']} page faults; os/exec alone: {g['wall_ms'] / tini:.1f}×, {g['max_rss_kib'] / 1024:.1f} MB). "
+      f"else, and already takes {req['wall_ms'] / tini:.1f}× tini's wall time and {req['max_rss_kib'] / 1024:.1f} MiB "
+      f"({req['minor_faults']} page faults; os/exec alone: {g['wall_ms'] / tini:.1f}×, {g['max_rss_kib'] / 1024:.1f} MiB). "
       "Every Go package linked runs its initialisation on every start (the AWS SDK's default configuration brings "
       "the sts, sso, ssooidc and signin clients, each compiling its endpoint regular expressions; datadog-go compiles "
       "its container-id expressions), and Linux maps every page a start touches in 64 KiB fault-around blocks, so "
       "the peak resident set follows the size of what the start touches. berth's own code makes the binary "
       f"{os.path.getsize(berth) / os.path.getsize(os.path.join(tmp, 'godeps')):.1f}× godeps' size and adds "
-      f"{b['wall_ms'] - d['wall_ms']:.1f} ms and {(b['max_rss_kib'] - d['max_rss_kib']) / 1024:.1f} MB to it. "
+      f"{b['wall_ms'] - d['wall_ms']:.1f} ms and {(b['max_rss_kib'] - d['max_rss_kib']) / 1024:.1f} MiB to it. "
       "So ≤ 3× tini and ≤ 9 MB at start are out of reach for one process that links these libraries. The issue's "
       "way past it, a lean PID-1 core that starts the agent only when a run needs it, would be a second executable "
       "(the core at about gobaseline's figures, the agent at berth's for every run that uses Consul, secrets or "
