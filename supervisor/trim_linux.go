@@ -3,6 +3,9 @@ package supervisor
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -16,9 +19,16 @@ import (
 // its resident set although the supervisor, once running, touches a small part of it. The pages stay in the
 // page cache, clean and shared: what berth touches again comes back with a minor fault. berth calls this once,
 // a few seconds after the main command started (cmd/berth).
+//
+// Only a position-dependent executable (ELF ET_EXEC, Go's default -buildmode=exe) is trimmed: in a PIE the
+// dynamic relocations were applied to pages that were made read-only afterwards (RELRO), and dropping those
+// would bring back the file's unrelocated bytes.
 func TrimExecutable() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
+		return 0, err
+	}
+	if pie, err := isPIE("/proc/self/exe"); err != nil || pie {
 		return 0, err
 	}
 	b, err := os.ReadFile("/proc/self/smaps")
@@ -50,4 +60,25 @@ func TrimExecutable() (int, error) {
 		trimmed += kib
 	}
 	return trimmed, sc.Err()
+}
+
+// isPIE reports whether the ELF file at path is ET_DYN (a position-independent executable) rather than ET_EXEC.
+func isPIE(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var hdr [18]byte // e_ident (16 bytes), then e_type
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return false, err
+	}
+	if string(hdr[:4]) != "\x7fELF" {
+		return false, errors.New("not an ELF file")
+	}
+	typ := binary.LittleEndian.Uint16(hdr[16:])
+	if hdr[5] == 2 { // ELFDATA2MSB
+		typ = binary.BigEndian.Uint16(hdr[16:])
+	}
+	return typ != 2, nil // ET_EXEC = 2
 }
