@@ -4,10 +4,8 @@ package tests
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,16 +37,11 @@ func TestPeerSuiteExitCodeMap(t *testing.T) {
 		for _, m := range modes {
 			t.Run(in.name+"/"+m.name, func(t *testing.T) {
 				t.Parallel()
-				type job struct {
-					name string
-					argv []string
-					want int
-				}
-				var jobs []job
+				var jobs []exitJob
 				for _, code := range codes {
 					child := []string{"sh", "-c", fmt.Sprintf("exit %d", code)}
 					inclusive := withFlags(in, mapFlag(in, code))
-					jobs = append(jobs, job{fmt.Sprintf("inclusive %d", code), initArgv(t, inclusive, m.pid1, child...), 0})
+					jobs = append(jobs, exitJob{fmt.Sprintf("inclusive %d", code), initArgv(t, inclusive, m.pid1, child...), 0})
 					var others []string
 					for c := 0; c <= 255; c++ {
 						if c != code {
@@ -56,40 +49,14 @@ func TestPeerSuiteExitCodeMap(t *testing.T) {
 						}
 					}
 					exclusive := withFlags(in, others)
-					jobs = append(jobs, job{fmt.Sprintf("exclusive %d", code), initArgv(t, exclusive, m.pid1, child...), code})
+					jobs = append(jobs, exitJob{fmt.Sprintf("exclusive %d", code), initArgv(t, exclusive, m.pid1, child...), code})
 				}
 				for _, sig := range []int{2, 9, 15} {
 					child := []string{"sh", "-c", "kill -" + peerSigName(sig) + " $$"}
-					jobs = append(jobs, job{"killed by SIG" + peerSigName(sig) + ", mapped", initArgv(t, withFlags(in, mapFlag(in, 128+sig)), m.pid1, child...), 0},
-						job{"killed by SIG" + peerSigName(sig) + ", unmapped", initArgv(t, withFlags(in, mapFlag(in, 1)), m.pid1, child...), 128 + sig})
+					jobs = append(jobs, exitJob{"killed by SIG" + peerSigName(sig) + ", mapped", initArgv(t, withFlags(in, mapFlag(in, 128+sig)), m.pid1, child...), 0},
+						exitJob{"killed by SIG" + peerSigName(sig) + ", unmapped", initArgv(t, withFlags(in, mapFlag(in, 1)), m.pid1, child...), 128 + sig})
 				}
-				ch := make(chan job)
-				var wg sync.WaitGroup
-				var mu sync.Mutex
-				var fails []string
-				for w := 0; w < 3; w++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for j := range ch {
-							code, _, stderr, err := runShort(j.argv, "", 20*time.Second)
-							if err != nil || code != j.want {
-								mu.Lock()
-								fails = append(fails, fmt.Sprintf("%s: want %d, have %d (%v) %s", j.name, j.want, code, err, firstLine(stderr)))
-								mu.Unlock()
-							}
-						}
-					}()
-				}
-				for _, j := range jobs {
-					ch <- j
-				}
-				close(ch)
-				wg.Wait()
-				if len(fails) > 0 {
-					slices.Sort(fails)
-					t.Fatalf("%d of %d exit codes wrong:\n%s", len(fails), len(jobs), strings.Join(fails, "\n"))
-				}
+				runExitJobs(t, "exit codes", jobs)
 			})
 
 			t.Run(in.name+"/"+m.name+"/stopped by SIGTERM", func(t *testing.T) {

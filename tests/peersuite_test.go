@@ -565,45 +565,14 @@ func TestPeerSuiteExitStatus(t *testing.T) {
 		for _, m := range modes {
 			t.Run(in.name+"/"+m.name, func(t *testing.T) {
 				t.Parallel()
-				type job struct {
-					name string
-					argv []string
-					want int
-				}
-				var jobs []job
+				var jobs []exitJob
 				for code := 0; code <= 255; code++ {
-					jobs = append(jobs, job{fmt.Sprintf("exit %d", code), initArgv(t, in, m.pid1, "sh", "-c", fmt.Sprintf("exit %d", code)), code})
+					jobs = append(jobs, exitJob{fmt.Sprintf("exit %d", code), initArgv(t, in, m.pid1, "sh", "-c", fmt.Sprintf("exit %d", code)), code})
 				}
 				for _, sig := range []int{1, 2, 3, 6, 9, 10, 11, 14, 15} {
-					jobs = append(jobs, job{"killed by SIG" + peerSigName(sig), initArgv(t, in, m.pid1, "sh", "-c", "kill -"+peerSigName(sig)+" $$"), 128 + sig})
+					jobs = append(jobs, exitJob{"killed by SIG" + peerSigName(sig), initArgv(t, in, m.pid1, "sh", "-c", "kill -"+peerSigName(sig)+" $$"), 128 + sig})
 				}
-				ch := make(chan job)
-				var wg sync.WaitGroup
-				var mu sync.Mutex
-				var fails []string
-				for w := 0; w < 3; w++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for j := range ch {
-							code, _, stderr, err := runShort(j.argv, "", 20*time.Second)
-							if err != nil || code != j.want {
-								mu.Lock()
-								fails = append(fails, fmt.Sprintf("%s: want %d, have %d (%v) %s", j.name, j.want, code, err, firstLine(stderr)))
-								mu.Unlock()
-							}
-						}
-					}()
-				}
-				for _, j := range jobs {
-					ch <- j
-				}
-				close(ch)
-				wg.Wait()
-				if len(fails) > 0 {
-					slices.Sort(fails)
-					t.Fatalf("%d of %d exit statuses wrong:\n%s", len(fails), len(jobs), strings.Join(fails, "\n"))
-				}
+				runExitJobs(t, "exit statuses", jobs)
 			})
 		}
 	}
@@ -1237,5 +1206,44 @@ func TestPeerSuiteCwd(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// exitJob is one run of an init with a child whose exit status the init must pass on (or map).
+type exitJob struct {
+	name string
+	argv []string
+	want int
+}
+
+// runExitJobs runs jobs three at a time and fails the test with every wrong exit status, sorted.
+func runExitJobs(t *testing.T, what string, jobs []exitJob) {
+	t.Helper()
+	ch := make(chan exitJob)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fails []string
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				code, _, stderr, err := runShort(j.argv, "", 20*time.Second)
+				if err != nil || code != j.want {
+					mu.Lock()
+					fails = append(fails, fmt.Sprintf("%s: want %d, have %d (%v) %s", j.name, j.want, code, err, firstLine(stderr)))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		ch <- j
+	}
+	close(ch)
+	wg.Wait()
+	if len(fails) > 0 {
+		slices.Sort(fails)
+		t.Fatalf("%d of %d %s wrong:\n%s", len(fails), len(jobs), what, strings.Join(fails, "\n"))
 	}
 }
