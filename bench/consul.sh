@@ -22,18 +22,8 @@ import http.client, http.server, json, os, signal, socket, statistics, subproces
 berth, consul, testapp, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 procs = []
 
-def freeports(n):
-    # every socket stays bound until all n ports are chosen, so no port is handed out twice (closing each at
-    # once let the kernel give the same one again, and Consul refuses equal serf LAN and WAN ports); as
-    # tests/harness FreePorts
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+sys.dont_write_bytecode = True; sys.path.insert(0, "bench")
+from ports import freeports
 
 def get(url):
     with urllib.request.urlopen(url, timeout=10) as r:

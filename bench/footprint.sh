@@ -56,9 +56,9 @@ echo "== footprint: resident with Consul" >&2
 RESIDENT=$(python3 - "$BERTH" "$CONSUL" "$tmp/testapp" <<'PY'
 import json, os, signal, socket, subprocess, sys, time, urllib.request
 berth, consul, testapp = sys.argv[1:4]
-def freeport():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-ports = [freeport() for _ in range(6)]
+sys.dont_write_bytecode = True; sys.path.insert(0, "bench")
+from ports import freeports
+ports = freeports(6)
 c = subprocess.Popen([consul, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", str(ports[0]),
     "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1", "-serf-lan-port", str(ports[1]), "-serf-wan-port",
     str(ports[2]), "-server-port", str(ports[3]), "-log-level", "error", "-node", "fp-" + str(ports[0])],
