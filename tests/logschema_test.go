@@ -3,8 +3,8 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -192,19 +192,14 @@ func TestLogSchemaECSNeverDelays(t *testing.T) {
 	app := harness.TestApp(t)
 	release := make(chan struct{})
 	var asked atomic.Int32
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked.Add(1)
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { close(release); _ = srv.Close() })
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
 
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "berth.hcl", `
@@ -213,7 +208,7 @@ main { command = `+hclList(app, "-say", "hello")+` }
 `)
 	start := time.Now()
 	b := harness.RunBerth(t, harness.BerthOpts{
-		Env:  []string{"ECS_CONTAINER_METADATA_URI_V4=http://" + l.Addr().String() + "/v4/meta"},
+		Env:  []string{"ECS_CONTAINER_METADATA_URI_V4=" + srv.URL + "/v4/meta"},
 		Args: []string{"run", "-control-socket", "off", "-log-format", "json", "-log-level", "debug", "-config", cfg},
 	})
 	code := b.Wait(20 * time.Second)
@@ -256,14 +251,9 @@ func fakeIMDS(t *testing.T) string {
 			"LastUpdated": time.Now().UTC().Format(time.RFC3339), "Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
 		})
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + l.Addr().String()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // TestAWSSDKLogThroughBerth: the SDK's own warning (IMDSv1 fallback while the credential chain reaches IMDS)
