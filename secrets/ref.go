@@ -246,7 +246,7 @@ func parseKMS(s string) (Ref, error) {
 	if b64 == "" {
 		return Ref{}, fmt.Errorf("malformed kms reference: empty ciphertext")
 	}
-	ct, err := base64.StdEncoding.DecodeString(b64)
+	ct, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil {
 		return Ref{}, fmt.Errorf("malformed kms reference: ciphertext is not standard base64")
 	}

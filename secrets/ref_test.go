@@ -46,6 +46,7 @@ func TestParseRef(t *testing.T) {
 		{in: "ssm:a:b:c", wantOK: true, wantErr: true},
 		{in: "kms:", wantOK: true, wantErr: true},
 		{in: "kms:not base64!", wantOK: true, wantErr: true},
+		{in: "kms:00000000000000000000001=", wantOK: true, wantErr: true},               // non-zero padding bits: not canonical
 		{in: "kms:YWJj", wantOK: true, wantErr: true},                                   // too short to be a KMS blob
 		{in: "kms:" + ct[:10] + "\n" + ct[10:], wantOK: true, want: Ref{Kind: KindKMS}}, // wrapped, as base64 wraps at 76
 		{in: "arn:aws-iso:secretsmanager:us-east-1:123456789012:secret:x", wantOK: true, wantErr: true},
@@ -132,6 +133,7 @@ func FuzzParseRef(f *testing.F) {
 		"arn:aws:ssm:us-east-1:123456789012:parameter", "secretsmanager:x:k:AWSCURRENT:" + strings.Repeat("a", 70),
 		"kms:" + strings.Repeat("QUJD", 2000) + "=", "ssm:\x00", "secretsmanager:\n",
 		"kms:000000\n000000000000000000", "kms:AAAA\r\nAAAAAAAAAAAAAAAAAAAAAAAA",
+		"kms:00000000000000000000001=",
 	} {
 		f.Add(s)
 	}
