@@ -55,7 +55,8 @@ func secretSources() []string { return []string{"kms_file", "secretsmanager", "s
 func topSchema() *hcl.BodySchema {
 	return &hcl.BodySchema{
 		Attributes: attrs("log_level", "log_format", "stop_signal", "stop_timeout", "kill_grace", "drain_delay",
-			"signal_rewrite", "user", "control_socket", "redact", "exit_code_map", "pristine"),
+			"signal_rewrite", "user", "control_socket", "redact", "exit_code_map", "pristine",
+			"signal_scope", "pdeathsig"),
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "main"},
 			{Type: "job", LabelNames: []string{"name"}},
@@ -100,6 +101,8 @@ func (d *decoder) file(body hcl.Body) *File {
 	f.DrainDelay = d.durationPtr(a, "drain_delay")
 	f.SignalRewrite = d.signalRewrite(a)
 	f.ExitCodeMap = d.exitCodeMap(a)
+	f.SignalScope = supervisor.SignalScope(d.oneOf(a, "signal_scope", "", string(supervisor.SignalGroup), string(supervisor.SignalChild)))
+	f.ParentDeathSignal = d.pdeathsig(a)
 	f.User, f.Credential = d.user(a, "user")
 	f.ControlSocket = d.nonEmpty(a, "control_socket")
 	if b, ok := d.boolean(a, "redact"); ok {
@@ -170,6 +173,19 @@ func (d *decoder) file(body hcl.Body) *File {
 	d.checkDiscovery(f)
 	f.Positions = d.positions
 	return f
+}
+
+// pdeathsig reads pdeathsig = "SIGTERM", checked as -pdeathsig is.
+func (d *decoder) pdeathsig(a hcl.Attributes) syscall.Signal {
+	sig := d.signal(a, "pdeathsig")
+	if sig == 0 {
+		return 0
+	}
+	if err := supervisor.CheckParentDeathSignal(sig); err != nil {
+		d.errf(a["pdeathsig"].Expr.Range(), "pdeathsig: %s", err)
+		return 0
+	}
+	return sig
 }
 
 func (d *decoder) signalRewrite(a hcl.Attributes) map[syscall.Signal]syscall.Signal {

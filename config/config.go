@@ -50,6 +50,11 @@ type File struct {
 	DrainDelay *time.Duration
 	// SignalRewrite maps a received signal to the one forwarded; nil when not set.
 	SignalRewrite map[syscall.Signal]syscall.Signal
+	// SignalScope is signal_scope: what a signal to the main command reaches; "" when not set (the default
+	// is supervisor.SignalGroup).
+	SignalScope supervisor.SignalScope
+	// ParentDeathSignal is pdeathsig: the signal berth gets when its parent dies; 0 when not set.
+	ParentDeathSignal syscall.Signal
 	// ExitCodeMap is exit_code_map: the main command's exit code → berth's exit code; nil when not set.
 	ExitCodeMap map[int]int
 	// Pristine is pristine: processes get only the variables berth gives them, not berth's environment;

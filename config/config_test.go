@@ -185,6 +185,9 @@ func TestBadConfigs(t *testing.T) {
 		{name: "exit code map to 256", src: "exit_code_map = { 143 = 256 }\n", want: `1:25: exit_code_map: 143 must map to an exit code 0-255`},
 		{name: "exit code map not a map", src: "exit_code_map = [143]\n", want: `1:17: exit_code_map must be a map`},
 		{name: "exit code mapped twice", src: "exit_code_map = { 143 = 0, \"0143\" = 1 }\n", want: `1:28: exit_code_map: 143 mapped twice`},
+		{name: "bad signal scope", src: "signal_scope = \"pgid\"\n", want: `1:16: signal_scope: "pgid" is not one of ["group" "child"]`},
+		{name: "pdeathsig STOP", src: "pdeathsig = \"STOP\"\n", want: `1:13: pdeathsig: parent death signal SIGSTOP: it would stop berth`},
+		{name: "pdeathsig CHLD", src: "pdeathsig = 17\n", want: `1:13: pdeathsig: parent death signal SIGCHLD: berth never acts on it`},
 		{name: "pristine not a bool", src: "pristine = \"yes\"\n", want: `1:12: pristine`},
 		{name: "bad log level", src: "log_level = \"loud\"\n", want: `1:13: log_level: "loud" is not one of`},
 		{name: "cycle in after", src: "job \"a\" {\n  command = [\"a\"]\n  after = [\"b\"]\n}\njob \"b\" {\n  command = [\"b\"]\n  after = [\"a\"]\n}\n", want: "7:12: after: cycle in after: a -> b -> a"},
@@ -542,6 +545,8 @@ control_socket = "/run/berth.sock"
 redact         = false
 exit_code_map  = { 143 = 0, "130" = "0", 1 = 2 }
 pristine       = true
+signal_scope   = "child"
+pdeathsig      = "term"
 `
 	f, err := config.Parse([]byte(src), "x.hcl", config.Funcs{})
 	if err != nil {
@@ -554,6 +559,7 @@ pristine       = true
 		User:          "0:0", Credential: &supervisor.Credential{UID: 0, GID: 0, Home: "/root", Name: "root"},
 		ControlSocket: "/run/berth.sock", Redact: ptr(false),
 		ExitCodeMap: map[int]int{143: 0, 130: 0, 1: 2}, Pristine: ptr(true),
+		SignalScope: supervisor.SignalChild, ParentDeathSignal: syscall.SIGTERM,
 		SecretsOptions: config.SecretsOptions{Timeout: 30 * time.Second, Concurrency: 8},
 		Logs:           config.Logs{Format: "raw"},
 	}

@@ -57,6 +57,9 @@
 //	kill_grace     = "3s"                 SIGTERM→SIGKILL grace for leftover processes at exit (default 3s)
 //	drain_delay    = "0s"                 wait after Consul deregistration before stopping (default 0s)
 //	signal_rewrite = { TERM = "QUIT" }    received signal → forwarded signal
+//	signal_scope   = "group" | "child"    what a signal to the main command reaches: its process group
+//	                                      (default) or the main command alone
+//	pdeathsig      = "SIGTERM"            signal berth gets when its parent dies (default none)
 //	user           = "app"                default user of main and of every job without one
 //	control_socket = "/var/run/berth.sock"
 //	redact         = true                 replace resolved secret values in process output (default true)

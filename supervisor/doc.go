@@ -13,7 +13,8 @@
 //	                  reverse start order, leftovers, post_stop, output flush)
 //	api.go            what other actors call: Status, Restart, SignalJob, UpdateJobs (reload), SetEnv,
 //	                  PutEnv, Exec (hooks and exec checks run through the one reaper)
-//	signals.go        the forwarded set, parsing of names, numbers and SIGRTMIN+n, rewrites
+//	signals.go        the forwarded set, parsing of names, numbers and SIGRTMIN+n, rewrites, signal scope
+//	pdeath_linux.go   the parent-death signal (PR_SET_PDEATHSIG) on a thread held for the run
 //	exit.go           Exit, and the exit code map's parsing
 //	inherit_linux*.go the entry point berth_rt0 that records the inherited signal mask and dispositions,
 //	                  and the handlers that catch the forwarded signals (os/signal without the entry point)
@@ -22,6 +23,8 @@
 //
 // Knobs (set by cmd/berth from flags, BERTH_* and the config file): Config.KillGrace (kill_grace, 3s),
 // Config.DrainDelay (drain_delay, 0s), Config.DrainTimeout (10s), Config.SignalRewrite (signal_rewrite),
+// Config.SignalScope (signal_scope: the main command's group, or the main command alone),
+// Config.ParentDeathSignal (pdeathsig),
 // Config.ExitCodeMap (exit_code_map: the main command's own exit code only),
 // Spec.StopSignal and Spec.StopTimeout (stop_signal, stop_timeout: SIGTERM, 10s), JobSpec (job blocks).
 //

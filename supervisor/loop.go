@@ -85,6 +85,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		sigc = ch
 	}
 	defer s.hookCancel()
+	if s.cfg.ParentDeathSignal != 0 {
+		// Only now that the signal is caught: set earlier, a parent dying in between would kill berth
+		// with the signal's default action.
+		if err := watchParent(s.cfg.ParentDeathSignal, s.ppid, s.quit, s.log); err != nil {
+			s.setCode(70)
+			return err
+		}
+	}
 
 	if err := s.prepare(ctx, sigc); err != nil {
 		s.shutdown(sigc, 0)
@@ -429,7 +437,8 @@ func (s *Supervisor) prepare(ctx context.Context, sigc <-chan os.Signal) error {
 	}
 }
 
-// forward passes sig (after rewrite) to the main command's process group.
+// forward passes sig (after rewrite) to the main command's process group, or to the main command alone
+// with signal_scope "child".
 func (s *Supervisor) forward(sig syscall.Signal) {
 	if to, ok := s.cfg.SignalRewrite[sig]; ok {
 		sig = to
@@ -438,7 +447,7 @@ func (s *Supervisor) forward(sig syscall.Signal) {
 	if main == nil {
 		return
 	}
-	s.log.Debug("forwarding signal", "signal", SignalName(sig), "pgid", main.Pid())
+	s.log.Debug("forwarding signal", "signal", SignalName(sig), "pid", main.Pid(), "scope", s.cfg.SignalScope)
 	if err := main.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		s.log.Warn("forwarding signal failed", "signal", SignalName(sig), "error", err)
 	}

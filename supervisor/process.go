@@ -31,6 +31,8 @@ type Spec struct {
 	StopTimeout time.Duration  // how long to wait after StopSignal before SIGKILL; 0 = 10s
 	Stdin       bool           // give it berth's stdin (the main command) instead of /dev/null
 	TTY         bool           // make its process group the terminal's foreground group
+
+	childOnly bool // Signal and the stop signal reach the process only, not its group (Config.SignalScope)
 }
 
 // Output receives supervised processes' output. telemetry.Streamer implements it.
@@ -82,13 +84,17 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // Exit is valid after Done is closed.
 func (p *Process) Exit() Exit { <-p.done; return p.exit }
 
-// Signal sends sig to the process's group, unless it has already been reaped (its pid may be reused).
-// The group outlives its leader, so signalGroup is used for leftovers.
+// Signal sends sig to the process's group (to the process alone for a main command with signal_scope
+// "child"), unless it has already been reaped (its pid may be reused). The group outlives its leader, so
+// signalGroup is used for leftovers.
 func (p *Process) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.exited {
 		return os.ErrProcessDone
+	}
+	if p.spec.childOnly {
+		return unix.Kill(p.pid, sig)
 	}
 	return unix.Kill(-p.pid, sig)
 }
@@ -99,15 +105,19 @@ func (p *Process) signalGroup(sig syscall.Signal) {
 	_ = unix.Kill(-p.pid, sig)
 }
 
-// Stop sends the stop signal (sig, or the spec's), waits the stop timeout and then SIGKILLs the group.
-// It returns at once when the process is already gone (consul-template #1101) and is bounded by the timeout.
+// Stop sends the stop signal (sig, or the spec's) through Signal, waits the stop timeout and then SIGKILLs
+// the group. It returns at once when the process is already gone (consul-template #1101) and is bounded by
+// the timeout. With childOnly the group's leftovers get no stop signal: the shutdown's leftover step ends
+// them.
 func (p *Process) Stop(ctx context.Context, sig syscall.Signal) Exit {
 	if sig == 0 {
 		sig = p.spec.StopSignal
 	}
 	select {
 	case <-p.done:
-		p.signalGroup(sig) // leftovers of the group, if any
+		if !p.spec.childOnly {
+			p.signalGroup(sig) // leftovers of the group, if any
+		}
 		return p.exit
 	default:
 	}

@@ -94,6 +94,42 @@ func forwardedSignals() []syscall.Signal {
 	return out
 }
 
+// SignalScope is what the signals berth sends the main command reach (Config.SignalScope).
+type SignalScope string
+
+const (
+	// SignalGroup is the main command's process group: its children in that group too (dumb-init's default,
+	// tini -g).
+	SignalGroup SignalScope = "group"
+	// SignalChild is the main command's process alone (dumb-init -c, tini's default).
+	SignalChild SignalScope = "child"
+)
+
+// ParseSignalScope accepts "group" and "child".
+func ParseSignalScope(s string) (SignalScope, error) {
+	switch sc := SignalScope(strings.TrimSpace(s)); sc {
+	case SignalGroup, SignalChild:
+		return sc, nil
+	}
+	return "", fmt.Errorf("signal scope %q: want %q (the main command's process group) or %q (the main command alone)", s, SignalGroup, SignalChild)
+}
+
+// CheckParentDeathSignal tells whether sig can be berth's parent-death signal: SIGKILL (berth dies with its
+// parent, its processes with it as PID 1) or any signal berth acts on; not SIGSTOP, nor a signal berth never
+// acts on (SIGCHLD, SIGURG, SIGPIPE, 33).
+func CheckParentDeathSignal(sig syscall.Signal) error {
+	if sig == unix.SIGKILL {
+		return nil
+	}
+	if sig == unix.SIGSTOP {
+		return fmt.Errorf("parent death signal SIGSTOP: it would stop berth")
+	}
+	if why := notForwardable(sig); why != "" {
+		return fmt.Errorf("parent death signal %s: berth never acts on it: %s", SignalName(sig), why)
+	}
+	return nil
+}
+
 // ParseSignal accepts "SIGTERM", "TERM", "term", a number ("15") or a real-time signal as Docker's STOPSIGNAL
 // writes it ("SIGRTMIN+3", "RTMAX-1"), and returns the signal (1-64).
 func ParseSignal(s string) (syscall.Signal, error) {

@@ -51,6 +51,15 @@ type Config struct {
 	DrainTimeout time.Duration
 	// SignalRewrite maps a received signal to the one forwarded (TERM → QUIT for nginx).
 	SignalRewrite map[syscall.Signal]syscall.Signal
+	// SignalScope says what the signals berth sends the main command reach (forwarded ones, the stop
+	// signal, SignalJob): its process group (SignalGroup, the default, as dumb-init) or the main command
+	// alone (SignalChild, as dumb-init -c and tini without -g). The SIGKILL after stop_timeout and the
+	// leftover step of the shutdown are the same in both.
+	SignalScope SignalScope
+	// ParentDeathSignal, when not 0, is the signal berth asks the kernel for when its parent dies
+	// (PR_SET_PDEATHSIG, tini -p); berth then acts on it as on any signal it receives (SIGTERM: the
+	// shutdown sequence).
+	ParentDeathSignal syscall.Signal
 	// ExitCodeMap maps the main command's exit code (N, or 128+S when a signal killed it) to berth's own
 	// (143 → 0 for a JVM that exits 143 on SIGTERM). It applies only when berth exits with the main
 	// command's own exit status, never to a code berth decided (a failed job, 126/127 when the command could
@@ -85,6 +94,8 @@ type Supervisor struct {
 	hookCtx    context.Context
 	hookCancel context.CancelFunc // kills pre_start hooks still running when the shutdown begins
 
+	ppid int // berth's parent when New ran: a parent that died before Run set ParentDeathSignal is noticed
+
 	mu       sync.Mutex // guards the fields below for readers outside the loop (Status, ExitCode)
 	units    map[string]*unit
 	order    []string // declaration order: jobs, then "main"
@@ -117,6 +128,17 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 			return nil, fmt.Errorf("supervisor: exit code map: %w", err)
 		}
 	}
+	if cfg.SignalScope == "" {
+		cfg.SignalScope = SignalGroup
+	}
+	if cfg.SignalScope != SignalGroup && cfg.SignalScope != SignalChild {
+		return nil, fmt.Errorf("supervisor: signal scope %q: want %q or %q", cfg.SignalScope, SignalGroup, SignalChild)
+	}
+	if sig := cfg.ParentDeathSignal; sig != 0 {
+		if err := CheckParentDeathSignal(sig); err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
+		}
+	}
 	if cfg.KillGrace <= 0 {
 		cfg.KillGrace = 3 * time.Second
 	}
@@ -127,7 +149,7 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 		cfg.StreamDrain = 2 * time.Second
 	}
 	s := &Supervisor{cfg: cfg, log: log, reaper: reaper, units: map[string]*unit{}, box: newMailbox(),
-		quit: make(chan struct{}), envAdd: map[string]string{}}
+		quit: make(chan struct{}), envAdd: map[string]string{}, ppid: os.Getppid()}
 	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
 	for _, j := range cfg.Jobs {
 		if err := s.checkJob(j); err != nil {
@@ -137,7 +159,9 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 		s.order = append(s.order, j.Name)
 	}
 	if cfg.Main != nil {
-		s.units[MainName] = &unit{isMain: true, job: JobSpec{Spec: *cfg.Main, Type: Service, Restart: RestartNever,
+		spec := *cfg.Main
+		spec.childOnly = cfg.SignalScope == SignalChild
+		s.units[MainName] = &unit{isMain: true, job: JobSpec{Spec: spec, Type: Service, Restart: RestartNever,
 			After: cfg.MainAfter, PreStart: cfg.MainPreStart, PreStop: cfg.MainPreStop, PostStop: cfg.MainPostStop,
 			Gate: cfg.MainGate}}
 		s.order = append(s.order, MainName)

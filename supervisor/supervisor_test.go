@@ -147,6 +147,29 @@ func TestParseRewrite(t *testing.T) {
 	}
 }
 
+// TestSignalScopeAndParentDeathSignal: the two spellings of signal_scope, and the parent-death signals berth can
+// act on (SIGKILL too; not SIGSTOP, nor those it never acts on); New refuses the rest.
+func TestSignalScopeAndParentDeathSignal(t *testing.T) {
+	for in, want := range map[string]SignalScope{"group": SignalGroup, " child ": SignalChild, "pgid": "", "": "", "Child": ""} {
+		have, err := ParseSignalScope(in)
+		if have != want || (err == nil) != (want != "") {
+			t.Errorf("ParseSignalScope(%q) = %q, %v; want %q", in, have, err, want)
+		}
+	}
+	for s := syscall.Signal(1); s <= 64; s++ {
+		want := s != syscall.SIGSTOP && s != syscall.SIGCHLD && s != syscall.SIGURG && s != syscall.SIGPIPE && s != 33
+		if err := CheckParentDeathSignal(s); (err == nil) != want {
+			t.Errorf("CheckParentDeathSignal(%s) = %v, want ok=%v", SignalName(s), err, want)
+		}
+	}
+	r := newReaper(t)
+	for _, cfg := range []Config{{SignalScope: "session"}, {ParentDeathSignal: syscall.SIGSTOP}, {ParentDeathSignal: 65}} {
+		if _, err := New(cfg, r, hclog.NewNullLogger()); err == nil {
+			t.Errorf("New accepted %+v", cfg)
+		}
+	}
+}
+
 // TestForwardedSignals is the signal contract of the README: every catchable signal but the four exceptions.
 func TestForwardedSignals(t *testing.T) {
 	have := map[syscall.Signal]bool{}

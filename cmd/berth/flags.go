@@ -21,6 +21,8 @@ type runFlags struct {
 	killGrace     time.Duration
 	drainDelay    time.Duration
 	signalRewrite listFlag
+	signalScope   string
+	pdeathsig     string
 	user          string
 	controlSocket string
 	redact        bool
@@ -76,6 +78,8 @@ func newRunFlagSet(f *runFlags, errOut io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.killGrace, "kill-grace", 3*time.Second, "time leftover processes get between SIGTERM and SIGKILL")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "wait after deregistering before stopping the application")
 	fs.Var(&f.signalRewrite, "signal-rewrite", "FROM:TO rewrite of a forwarded signal, e.g. TERM:QUIT (repeatable)")
+	fs.StringVar(&f.signalScope, "signal-scope", "group", "what a signal to the main command reaches: group (its process group, as dumb-init) or child (the main command alone, as dumb-init -c and tini)")
+	fs.StringVar(&f.pdeathsig, "pdeathsig", "", "signal berth gets when its parent dies (PR_SET_PDEATHSIG, as tini -p), e.g. SIGTERM")
 	fs.StringVar(&f.user, "user", "", "run the command as USER or UID[:GID] (supplementary groups dropped)")
 	fs.StringVar(&f.controlSocket, "control-socket", "/var/run/berth.sock", "control socket path (\"\" or \"off\" disables)")
 	fs.BoolVar(&f.redact, "redact", true, "replace resolved secret values in process output with [REDACTED]")

@@ -21,6 +21,8 @@ type options struct {
 	killGrace           time.Duration
 	drainDelay          time.Duration
 	signalRewrite       map[syscall.Signal]syscall.Signal
+	signalScope         supervisor.SignalScope // signal_scope, -signal-scope
+	pdeathsig           syscall.Signal         // pdeathsig, -pdeathsig; 0 = none
 	user                *supervisor.Credential
 	controlSocket       string
 	controlExplicit     bool // the socket was asked for: failing to create it is an error
@@ -114,6 +116,10 @@ func mergeOptions(f *runFlags, command []string, file *config.File) (*options, e
 		o.signalRewrite[from] = to
 	}
 
+	if err := o.mergeSignalScope(f, file); err != nil {
+		return nil, err
+	}
+
 	if u := pick("user", f.user, fileUser); u != "" {
 		if f.set["user"] || file == nil || file.Credential == nil {
 			if o.user, err = supervisor.LookupUser(u); err != nil {
@@ -149,6 +155,29 @@ func mergeOptions(f *runFlags, command []string, file *config.File) (*options, e
 		o.command = file.Main.Command
 	}
 	return o, nil
+}
+
+// mergeSignalScope merges signal_scope and pdeathsig (flag > env > file > default).
+func (o *options) mergeSignalScope(f *runFlags, file *config.File) error {
+	var err error
+	if o.signalScope, err = supervisor.ParseSignalScope(f.signalScope); err != nil {
+		return usageErr("-signal-scope: %v", err)
+	}
+	if !f.set["signal-scope"] && file != nil && file.SignalScope != "" {
+		o.signalScope = file.SignalScope
+	}
+	if f.pdeathsig != "" {
+		if o.pdeathsig, err = supervisor.ParseSignal(f.pdeathsig); err == nil {
+			err = supervisor.CheckParentDeathSignal(o.pdeathsig)
+		}
+		if err != nil {
+			return usageErr("-pdeathsig: %v", err)
+		}
+	}
+	if !f.set["pdeathsig"] && file != nil && file.ParentDeathSignal != 0 {
+		o.pdeathsig = file.ParentDeathSignal
+	}
+	return nil
 }
 
 // mergeExitCodeMap is the file's exit_code_map with each -exit-code-map entry winning for its code, as

@@ -250,6 +250,7 @@ func (b *berth) buildSupervisor(file *configFile, getenv func(string) string, me
 	supCfg := supervisor.Config{
 		KillGrace: o.killGrace, DrainDelay: o.drainDelay, SignalRewrite: o.signalRewrite,
 		ExitCodeMap: o.exitCodeMap, Output: b.streamer, Prepare: b.prepare,
+		SignalScope: o.signalScope, ParentDeathSignal: o.pdeathsig,
 	}
 	if b.metrics != nil {
 		supCfg.Events = metricEvents{b.metrics}
