@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -220,8 +221,12 @@ func (a *Agent) filter(ps *peerState, entries []*api.ServiceEntry) []Peer {
 		if e.Service == nil {
 			continue
 		}
+		// never nil: status shows "tags": [] and "meta": {} for a service without them, not null
 		p := Peer{ID: e.Service.ID, Name: e.Service.Service, Address: e.Service.Address, Port: e.Service.Port,
-			Tags: e.Service.Tags, Meta: e.Service.Meta}
+			Tags: append([]string{}, e.Service.Tags...), Meta: maps.Clone(e.Service.Meta)}
+		if p.Meta == nil {
+			p.Meta = map[string]string{}
+		}
 		if e.Node != nil {
 			p.Node = e.Node.Node
 			if p.Address == "" {

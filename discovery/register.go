@@ -704,7 +704,7 @@ func (a *Agent) Registrations() []Registration {
 	out := make([]Registration, 0, len(a.services))
 	for _, s := range a.services {
 		r := Registration{ID: s.id, Name: s.name, Address: s.address, Port: s.port,
-			Tags: slices.Clone(s.tags), Meta: maps.Clone(s.meta), Maintenance: a.maintenance}
+			Tags: append([]string{}, s.tags...), Meta: maps.Clone(s.meta), Maintenance: a.maintenance} // "tags": [], never null
 		switch {
 		case s.gone:
 			r.State = StateDeregistered

@@ -66,6 +66,18 @@ func RunCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return usage("missing subcommand")
 	}
 	cmd := args[0]
+	switch cmd {
+	case "-h", "-help", "--help", "help": // asked for: the two commands, to stdout, exit 0
+		fmt.Fprint(stdout, `usage:
+  berth secrets encrypt -key KEY_ID [-context k=v]... [-in FILE] [-out FILE] [-ref]
+      encrypt with KMS: an envelope for a kms_file block (any size), or with -ref a kms:BASE64
+      reference for an environment variable (at most 4 KiB, no -context)
+  berth secrets decrypt [-context k=v]... [-in FILE] [-out FILE]
+      decrypt an envelope, a raw KMS blob or a kms:BASE64 reference and write the plaintext
+-in and -out default to stdin and stdout. Run 'berth secrets encrypt -h' or 'berth secrets decrypt -h' for the flags.
+`)
+		return 0
+	}
 	if cmd != "encrypt" && cmd != "decrypt" {
 		return usage(fmt.Sprintf("unknown subcommand %q", cmd))
 	}

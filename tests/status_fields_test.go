@@ -157,6 +157,15 @@ secret "db" {
 	if want := []string{"address", "id", "meta", "name", "node", "port", "tags"}; !slices.Equal(have, want) {
 		t.Errorf("peer fields: want %v, have %v", want, have)
 	}
+	// a service and a peer without tags: an empty list, not null (a jq '.tags[]' or a length check works)
+	if regs, _ := doc["registrations"].([]any); len(regs) == 0 {
+		t.Errorf("no registrations in status:\n%s", out)
+	} else if tags, ok := regs[0].(map[string]any)["tags"].([]any); !ok || len(tags) != 0 {
+		t.Errorf(`registration of "web" (no tags): want "tags": [], have %#v`, regs[0].(map[string]any)["tags"])
+	}
+	if tags, ok := web[0].(map[string]any)["tags"].([]any); !ok || len(tags) != 0 {
+		t.Errorf(`peer "web-other" (no tags): want "tags": [], have %#v`, web[0].(map[string]any)["tags"])
+	}
 	for _, k := range []string{"version", "pid", "uptime", "orphans_reaped"} {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("status lacks %q:\n%s", k, out)

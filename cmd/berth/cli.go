@@ -38,7 +38,7 @@ func Main(args []string, stdio Stdio, env LookupEnv, environ Environ) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "-version", "--version":
-			return cmdVersion(nil, stdio, env)
+			return cmdVersion(args[1:], stdio, env)
 		case "-h", "-help", "--help", "help":
 			usage(stdio.Out) // asked for: to stdout, so `berth --help | less` shows it
 			return 0
@@ -75,7 +75,16 @@ Every run flag can also be set as BERTH_<FLAG> (upper case, - becomes _). Run 'b
 `)
 }
 
-func cmdVersion(_ []string, stdio Stdio, _ LookupEnv) int {
+// cmdVersion is `berth version`, which takes no arguments: an extra one is a usage error rather than ignored.
+func cmdVersion(args []string, stdio Stdio, _ LookupEnv) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			fmt.Fprintln(stdio.Out, "usage: berth version    prints berth vX.Y.Z (COMMIT, goVERSION)")
+			return 0
+		}
+		return fail(stdio.Err, exitUsage, "version: unexpected argument %q (usage: berth version)", args[0])
+	}
 	fmt.Fprintf(stdio.Out, "berth %s (%s, %s)\n", version, commit, runtime.Version())
 	return 0
 }

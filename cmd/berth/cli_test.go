@@ -114,7 +114,7 @@ func ptr(d time.Duration) *time.Duration { return &d }
 // TestHelpIsAskedFor: help that was asked for goes to stdout and exits 0 (`berth --help | less`), for berth,
 // run, validate and secrets; a usage error is one berth: line on stderr and 64.
 func TestHelpIsAskedFor(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"run", "-h"}, {"validate", "-h"}, {"secrets", "encrypt", "-h"}, {"secrets", "decrypt", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"version", "-h"}, {"run", "-h"}, {"validate", "-h"}, {"secrets", "-h"}, {"secrets", "--help"}, {"secrets", "encrypt", "-h"}, {"secrets", "decrypt", "-h"}} {
 		var out, errb bytes.Buffer
 		if code := Main(args, Stdio{Out: &out, Err: &errb}, envOf(nil), func() []string { return nil }); code != 0 || out.Len() == 0 || errb.Len() != 0 {
 			t.Errorf("berth %v: exit %d, stdout %d bytes, stderr %q; want 0, the help on stdout, nothing on stderr", args, code, out.Len(), errb.String())
@@ -122,8 +122,11 @@ func TestHelpIsAskedFor(t *testing.T) {
 		if args[0] == "secrets" && args[1] == "encrypt" && (!strings.Contains(out.String(), "-ref") || !strings.Contains(out.String(), "-context")) {
 			t.Errorf("secrets encrypt -h does not explain -ref and -context:\n%s", out.String())
 		}
+		if args[0] == "secrets" && strings.HasPrefix(args[1], "-") && (!strings.Contains(out.String(), "berth secrets encrypt") || !strings.Contains(out.String(), "berth secrets decrypt")) {
+			t.Errorf("berth %v does not name encrypt and decrypt:\n%s", args, out.String())
+		}
 	}
-	for _, args := range [][]string{{"secrets", "encrypt"}, {"secrets", "bogus"}, {"validate", "-nope"}} {
+	for _, args := range [][]string{{"secrets", "encrypt"}, {"secrets", "bogus"}, {"validate", "-nope"}, {"version", "extra"}, {"version", "-short"}, {"--version", "extra"}} {
 		var out, errb bytes.Buffer
 		code := Main(args, Stdio{Out: &out, Err: &errb}, envOf(nil), func() []string { return nil })
 		if lines := strings.Split(strings.TrimSpace(errb.String()), "\n"); code != exitUsage || len(lines) != 1 || !strings.HasPrefix(lines[0], "berth: ") {
