@@ -15,7 +15,9 @@
 #
 # `make release` builds the final stage of this same file with buildah, from a locally built binary: it
 # stands in for the build stage with --build-context build=DIR, so nothing is pulled (see release/release.sh).
-ARG GO_VERSION=1.26
+# go.mod's go line: `make build` sets GOTOOLCHAIN=local, so an older Go refuses the module (tests/release_test.go
+# TestReleaseDockerfile keeps the two equal).
+ARG GO_VERSION=1.26.8
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 ARG TARGETOS=linux
 ARG TARGETARCH
