@@ -7,16 +7,17 @@ LDFLAGS := -s -w -E=berth_rt0 -X main.version=$(VERSION) -X main.commit=$(COMMIT
 TOOLS   := .tools/bin
 # Debian packages, by what uses them (tools/deps.sh installs the missing ones of a target and nothing else):
 #   test:    tini, dumb-init (peer-suite controls), gcc (its C children), time (GNU time), util-linux (unshare),
-#            podman, runc, busybox-static (containers, examples/dockerfile), buildah, ca-certificates (make
-#            release inside the release and examples tests), qemu-user-static (the arm64 binary); plus moto
+#            podman, runc, busybox-static (containers; the shell tests/container_test.go mounts), buildah,
+#            ca-certificates (make release and make image inside the release, examples and container tests),
+#            qemu-user-static (the arm64 binary); plus moto
 #   bench:   tini, dumb-init, catatonit, hyperfine, time, util-linux, curl; plus moto (bench-fleet: moto only)
 #   demo:    curl; plus moto (its boto3 seeds the secret)
-#   release: buildah, ca-certificates          image: podman, runc, busybox-static
+#   release: buildah, ca-certificates          image: podman, runc, ca-certificates
 APT_TEST    := tini dumb-init gcc time util-linux podman runc busybox-static buildah ca-certificates qemu-user-static
 APT_BENCH   := tini dumb-init catatonit hyperfine time util-linux curl
 APT_DEMO    := curl
 APT_RELEASE := buildah ca-certificates
-APT_IMAGE   := podman runc busybox-static
+APT_IMAGE   := podman runc ca-certificates
 
 export CGO_ENABLED := 0
 export GOTOOLCHAIN := local
@@ -24,7 +25,7 @@ export GOTOOLCHAIN := local
 PYBIN := $(shell python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))' 2>/dev/null)
 export PATH := $(PATH):$(PYBIN):$(HOME)/.pyenv/shims
 
-.PHONY: all build deps deps-test deps-bench deps-demo deps-release deps-image tools test vet fmt-check fuzz bench bench-fleet faults demo clean image release release-dist
+.PHONY: all build deps deps-test deps-bench deps-demo deps-release deps-image tools test vet fmt-check fuzz bench bench-fleet faults demo clean image image-build release release-dist
 
 all: build
 
@@ -102,9 +103,18 @@ faults: deps-test tools
 demo: deps-demo tools build
 	examples/demo/run.sh
 
-# The example image, built FROM scratch with podman (see examples/dockerfile).
-image: deps-image build
-	examples/dockerfile/build.sh
+# `make image [IMAGE=localhost/berth-example] [BERTH_IMAGE=localhost/berth:dev]`: with podman, nothing pulled,
+# for this machine's arch: BERTH_IMAGE is berth's image as `make release` builds it (the root Dockerfile's final
+# stage on release/rootfs.sh, berth linked with LDFLAGS, stamped COMMIT-dirty from an uncommitted tree), IMAGE
+# is examples/dockerfile/Dockerfile FROM it with the test app. See examples/dockerfile/build.sh.
+IMAGE       ?= localhost/berth-example
+BERTH_IMAGE ?= localhost/berth:dev
+image: deps-image
+	@$(MAKE) --no-print-directory image-build COMMIT=$(COMMIT)$$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+
+image-build:
+	GO='$(GO)' VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' IMAGE='$(IMAGE)' BERTH_IMAGE='$(BERTH_IMAGE)' \
+		examples/dockerfile/build.sh
 
 # `make release VERSION=vX.Y.Z [DIST=dist]`: static linux/amd64 and linux/arm64 binaries built with LDFLAGS, one
 # OCI image archive per arch and a multi-arch one (buildah, nothing pulled) and SHA256SUMS, in the git-ignored
