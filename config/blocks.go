@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/discovery"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
+	"github.com/berth-dev/berth/telemetry"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -111,7 +112,7 @@ func (d *decoder) file(body hcl.Body) *File {
 	if b, ok := d.boolean(a, "pristine"); ok {
 		f.Pristine = &b
 	}
-	f.SecretsOptions = SecretsOptions{Timeout: DefaultSecretsTimeout, Concurrency: DefaultSecretsConcurrency}
+	f.SecretsOptions = SecretsOptions{Timeout: secrets.DefaultTimeout, Concurrency: secrets.DefaultConcurrency}
 	f.Logs = Logs{Format: "raw"}
 
 	first := map[string]*hcl.Block{}  // singleton blocks
@@ -340,7 +341,7 @@ func (d *decoder) envMap(a hcl.Attributes) map[string]string {
 
 func (d *decoder) hook(b *hcl.Block) *supervisor.Hook {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: required(attrs("command", "timeout"), "command")})
-	h := &supervisor.Hook{Argv: d.command(c.Attributes, "command"), Timeout: DefaultHookTimeout}
+	h := &supervisor.Hook{Argv: d.command(c.Attributes, "command"), Timeout: supervisor.DefaultHookTimeout}
 	if t, ok := d.positive(c.Attributes, "timeout"); ok {
 		h.Timeout = t
 	}
@@ -455,7 +456,7 @@ func (d *decoder) once(a hcl.Attributes, j Job) *discovery.OnceConfig {
 func (d *decoder) secretsOptions(b *hcl.Block) SecretsOptions {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("timeout", "jitter", "concurrency", "skip_env")})
 	a := c.Attributes
-	o := SecretsOptions{Timeout: DefaultSecretsTimeout, Concurrency: DefaultSecretsConcurrency}
+	o := SecretsOptions{Timeout: secrets.DefaultTimeout, Concurrency: secrets.DefaultConcurrency}
 	if t, ok := d.positive(a, "timeout"); ok {
 		o.Timeout = t
 	}
@@ -706,6 +707,6 @@ func (d *decoder) logs(b *hcl.Block) Logs {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("format", "prefix", "max_line")})
 	l := Logs{Format: d.oneOf(c.Attributes, "format", "raw", "raw", "json")}
 	l.Prefix, _ = d.boolean(c.Attributes, "prefix")
-	l.MaxLine, _ = d.integer(c.Attributes, "max_line", MinMaxLine, MaxMaxLine)
+	l.MaxLine, _ = d.integer(c.Attributes, "max_line", telemetry.MinMaxLine, telemetry.MaxMaxLine)
 	return l
 }

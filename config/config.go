@@ -11,20 +11,10 @@ import (
 	"github.com/berth-dev/berth/supervisor"
 )
 
-// Limits of the file's own keys. The defaults of the blocks other packages own (service, check, peers,
-// consul, secret) are those packages' (their WithDefaults); the loader applies them. Top-level settings that
-// a flag can override (log_level, stop_timeout, ...) are not filled in: their zero value or nil pointer
-// means "not set in the file" so that cmd/berth can apply flag > env > file > default.
-const (
-	// DefaultHookTimeout is the timeout of a hook that sets none (the supervisor's own default).
-	DefaultHookTimeout        = 30 * time.Second
-	DefaultSecretsTimeout     = 30 * time.Second
-	DefaultSecretsConcurrency = 8
-
-	// MinMaxLine and MaxMaxLine bound logs.max_line (bytes).
-	MinMaxLine = 1 << 10
-	MaxMaxLine = 1 << 30
-)
+// The defaults and bounds of every block are those of the package that owns it (supervisor, secrets,
+// discovery, telemetry: their Default* constants and WithDefaults); the loader applies them. Top-level
+// settings that a flag can override (log_level, stop_timeout, ...) are not filled in: their zero value or nil
+// pointer means "not set in the file" so that cmd/berth can apply flag > env > file > default.
 
 // MainName is the name under which the main command appears in JobOrder (supervisor.MainName). It cannot be
 // used as a job name and cannot appear in `after`.

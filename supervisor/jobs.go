@@ -124,7 +124,7 @@ func hookSpec(job Spec, h *Hook, what string) (Spec, time.Duration) {
 	sp.TTY = false
 	t := h.Timeout
 	if t <= 0 {
-		t = 30 * time.Second
+		t = DefaultHookTimeout
 	}
 	return sp, t
 }

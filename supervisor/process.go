@@ -18,6 +18,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Defaults of the stop sequence (stop_timeout, kill_grace, hook timeout).
+const (
+	// DefaultStopTimeout is Spec.StopTimeout when it is 0: the time between the stop signal and SIGKILL.
+	DefaultStopTimeout = 10 * time.Second
+	// DefaultKillGrace is Config.KillGrace when it is 0: the time leftover processes get between SIGTERM and
+	// SIGKILL at the end.
+	DefaultKillGrace = 3 * time.Second
+	// DefaultHookTimeout is Hook.Timeout when it is 0.
+	DefaultHookTimeout = 30 * time.Second
+)
+
 // Spec describes one process: the main command, or one run of a job.
 type Spec struct {
 	Name        string         // job name; "main" for the main command
@@ -28,7 +39,7 @@ type Spec struct {
 	Umask       int            // -1 = inherit berth's umask
 	Rlimits     []Rlimit       // applied to the process before it runs
 	StopSignal  syscall.Signal // signal that asks it to stop; 0 = SIGTERM
-	StopTimeout time.Duration  // how long to wait after StopSignal before SIGKILL; 0 = 10s
+	StopTimeout time.Duration  // how long to wait after StopSignal before SIGKILL; 0 = DefaultStopTimeout
 	Stdin       bool           // give it berth's stdin (the main command) instead of /dev/null
 	TTY         bool           // make its process group the terminal's foreground group
 
@@ -228,7 +239,7 @@ func start(spec Spec, opts startOpts) (*Process, error) {
 		spec.StopSignal = unix.SIGTERM
 	}
 	if spec.StopTimeout <= 0 {
-		spec.StopTimeout = 10 * time.Second
+		spec.StopTimeout = DefaultStopTimeout
 	}
 	path, err := lookPath(spec.Name, spec.Argv[0], spec.Dir, spec.Env)
 	if err != nil {

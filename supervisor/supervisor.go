@@ -22,7 +22,7 @@ type Events interface {
 type Hook struct {
 	Name    string
 	Argv    []string
-	Timeout time.Duration // 0 = 30s
+	Timeout time.Duration // 0 = DefaultHookTimeout
 }
 
 // Config is everything the supervisor needs. cmd/berth fills it from flags, env and the config file.
@@ -43,7 +43,8 @@ type Config struct {
 	// nil, berth exits once Prepare and every oneshot job have finished (ECS dependsOn: COMPLETE); a service
 	// or periodic job makes it resident anyway.
 	Resident bool
-	// KillGrace is how long leftover processes get between SIGTERM and SIGKILL at the end (default 3s).
+	// KillGrace is how long leftover processes get between SIGTERM and SIGKILL at the end (0 =
+	// DefaultKillGrace).
 	KillGrace time.Duration
 	// DrainDelay is waited after Drain and before anything is signalled, so load balancers notice.
 	DrainDelay time.Duration
@@ -140,7 +141,7 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 		}
 	}
 	if cfg.KillGrace <= 0 {
-		cfg.KillGrace = 3 * time.Second
+		cfg.KillGrace = DefaultKillGrace
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second

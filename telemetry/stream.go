@@ -28,6 +28,10 @@ const (
 	MinRedactLen = 6
 	// DefaultMaxLine is StreamConfig.MaxLine when it is 0: the most bytes of one line held in memory.
 	DefaultMaxLine = 1 << 20
+	// MinMaxLine and MaxMaxLine bound logs.max_line (bytes), the setting of StreamConfig.MaxLine a config file
+	// may choose.
+	MinMaxLine = 1 << 10
+	MaxMaxLine = 1 << 30
 )
 
 // StreamConfig configures how the output of supervised processes reaches berth's stdout and stderr.
