@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"github.com/berth-dev/berth/ecsmeta"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/go-hclog"
@@ -74,6 +76,24 @@ type Env struct {
 	Shared []string
 	// Units are the units' own variables by unit name (KEY=VALUE; secret() markers allowed).
 	Units map[string][]string
+}
+
+// ReloadedUnit is the own variables of a unit whose env block a reload read again: its resolved ones in e
+// while the block is as it was (prev and next as written, sorted KEY=VALUE; prev nil for a new unit), the
+// new block's values as they are otherwise. A changed block holding a secret reference or a secret() marker
+// is refused: references are resolved at start only.
+func (e Env) ReloadedUnit(unit string, prev, next []string) ([]string, error) {
+	if slices.Equal(prev, next) {
+		return e.Units[unit], nil
+	}
+	marker, _ := utf8.DecodeRuneInString(markerOpen)
+	for _, kv := range next {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, isRef, _ := ParseRef(v); isRef || strings.ContainsRune(v, marker) {
+			return nil, fmt.Errorf("env %s holds a secret reference, which is resolved at start only: restart berth to apply it", k)
+		}
+	}
+	return next, nil
 }
 
 // Clone is a deep copy of e.

@@ -270,8 +270,8 @@ func (s *Supervisor) SignalJob(ctx context.Context, name string, sig syscall.Sig
 func (s *Supervisor) UpdateJobs(ctx context.Context, changed []JobSpec, removed []string) error {
 	return s.call(ctx, func() error {
 		for _, j := range changed {
-			if j.Name == MainName || j.Name == "" || len(j.Argv) == 0 {
-				return fmt.Errorf("reload: bad job %q", j.Name)
+			if err := j.Validate(); err != nil {
+				return fmt.Errorf("reload: %w", err)
 			}
 		}
 		for _, name := range removed {

@@ -8,7 +8,10 @@
 //	process.go        Process: one process in its own group; Stop (stop signal, timeout, SIGKILL of the group)
 //	loop.go           Supervisor.Run: the loop that makes every decision and waits only on signals and its
 //	                  mailbox; hooks, stops for restarts and timers run beside it and report back as events
-//	jobs.go           JobSpec, unit states, `after` readiness, restart back-off, hooks
+//	jobs.go           JobSpec (its defaults and Validate), unit states, `after` readiness, restart back-off,
+//	                  hooks
+//	graph.go          ValidateGraph: the `after` lists of all jobs and the main command together
+//	diff.go           Diff and PlanReload: what a reload restarts, adds and removes, and what it refuses
 //	shutdown.go       the shutdown sequence of the README (drain, drain_delay, pre_stop, stop signals in
 //	                  reverse start order, leftovers, post_stop, output flush)
 //	api.go            what other actors call: Status, Restart, SignalJob, UpdateJobs (reload), SetEnv,

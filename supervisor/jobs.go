@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/berth-dev/berth/field"
 )
 
 // Job types and restart policies (README "How it works").
@@ -37,6 +39,79 @@ type JobSpec struct {
 	PreStop     *Hook         // before its stop signal during shutdown
 	PostStop    *Hook         // after it stopped during shutdown
 	Gate        Gate          // cluster coordination (singleton, once); nil runs it without
+	// GateConfig is what Gate is built from, as the config file set it (discovery's LockConfig for singleton,
+	// OnceConfig for once); nil without one. The supervisor never reads it: Diff compares it, and a reload
+	// may not change, add or remove a job that has one (PlanReload), because a Gate is built at start only.
+	GateConfig any
+}
+
+// jobBlock names a job as config messages do.
+func jobBlock(name string) string { return fmt.Sprintf("job %q", name) }
+
+// defaultType is the type of a job that sets none: a periodic job is a oneshot, anything else a service.
+func (j JobSpec) defaultType() string {
+	if j.Every > 0 {
+		return Oneshot
+	}
+	return Service
+}
+
+// effectiveType is Type, or the default for one that is unset or not a type at all (its own problem).
+func (j JobSpec) effectiveType() string {
+	if j.Type == Oneshot || j.Type == Service {
+		return j.Type
+	}
+	return j.defaultType()
+}
+
+// WithDefaults fills in what a job block leaves unset: Type (Oneshot when Every is set, else Service) and
+// Restart (RestartNever for a oneshot, RestartAlways for a service).
+func (j JobSpec) WithDefaults() JobSpec {
+	if j.Type == "" {
+		j.Type = j.defaultType()
+	}
+	if j.Restart == "" {
+		j.Restart = RestartAlways
+		if j.effectiveType() == Oneshot {
+			j.Restart = RestartNever
+		}
+	}
+	return j
+}
+
+// Validate checks one job after WithDefaults. It returns every problem, each a field.Error of block
+// `job "NAME"` naming its key (config puts the file's line and column in front). The `after` graph is
+// ValidateGraph's.
+func (j JobSpec) Validate() error {
+	b := field.Block{Name: jobBlock(j.Name)}
+	switch j.Name {
+	case "":
+		b.Valuef("name", "job name must not be empty")
+	case MainName:
+		b.Valuef("name", "job name %q is reserved for the main block", j.Name)
+	}
+	if len(j.Argv) == 0 {
+		b.Valuef("command", "command must not be empty")
+	}
+	if j.Type != Oneshot && j.Type != Service {
+		b.Valuef("type", "type: %q is not one of %q", j.Type, []string{Oneshot, Service})
+	}
+	switch j.Restart {
+	case RestartNever, RestartOnFailure, RestartAlways:
+	default:
+		b.Valuef("restart", "restart: %q is not one of %q", j.Restart, []string{RestartNever, RestartOnFailure, RestartAlways})
+	}
+	typ := j.effectiveType()
+	if typ == Service && j.Every > 0 {
+		b.Keyf("every", "every: only a oneshot job can be periodic")
+	}
+	if typ == Oneshot && j.Restart == RestartAlways {
+		b.Valuef("restart", "restart: a oneshot job cannot restart \"always\" (use type = \"service\")")
+	}
+	if j.MaxRestarts < 0 {
+		b.Valuef("max_restarts", "max_restarts: must not be negative")
+	}
+	return b.Err()
 }
 
 // unitState is where a unit is in its life.

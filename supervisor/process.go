@@ -46,6 +46,21 @@ type Spec struct {
 	childOnly bool // Signal and the stop signal reach the process only, not its group (Config.SignalScope)
 }
 
+// Inherit fills in what s leaves unset from top, the settings of every process (top-level user,
+// stop_signal, stop_timeout): User when nil, StopSignal and StopTimeout when 0.
+func (s Spec) Inherit(top Spec) Spec {
+	if s.User == nil {
+		s.User = top.User
+	}
+	if s.StopSignal == 0 {
+		s.StopSignal = top.StopSignal
+	}
+	if s.StopTimeout == 0 {
+		s.StopTimeout = top.StopTimeout
+	}
+	return s
+}
+
 // Output receives supervised processes' output. telemetry.Streamer implements it.
 type Output interface {
 	// Passthrough reports that output needs no processing: the child then writes to berth's own

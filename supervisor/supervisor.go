@@ -153,9 +153,14 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 		quit: make(chan struct{}), envAdd: map[string]string{}, ppid: os.Getppid()}
 	s.hookCtx, s.hookCancel = context.WithCancel(context.Background())
 	for _, j := range cfg.Jobs {
-		if err := s.checkJob(j); err != nil {
-			return nil, err
+		if err := j.Validate(); err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
 		}
+	}
+	if err := ValidateGraph(cfg.Jobs, cfg.MainAfter); err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	for _, j := range cfg.Jobs {
 		s.units[j.Name] = &unit{job: j}
 		s.order = append(s.order, j.Name)
 	}
@@ -167,28 +172,7 @@ func New(cfg Config, reaper *Reaper, log hclog.Logger) (*Supervisor, error) {
 			Gate: cfg.MainGate}}
 		s.order = append(s.order, MainName)
 	}
-	for _, name := range s.order {
-		for _, a := range s.units[name].job.After {
-			if s.units[a] == nil || a == MainName {
-				return nil, fmt.Errorf("supervisor: %s: after %q: no such job", name, a)
-			}
-		}
-	}
 	return s, nil
-}
-
-func (s *Supervisor) checkJob(j JobSpec) error {
-	switch {
-	case j.Name == "" || j.Name == MainName:
-		return fmt.Errorf("supervisor: bad job name %q", j.Name)
-	case len(j.Argv) == 0:
-		return fmt.Errorf("supervisor: job %s: empty command", j.Name)
-	case j.Type != Oneshot && j.Type != Service:
-		return fmt.Errorf("supervisor: job %s: type %q", j.Name, j.Type)
-	case s.units[j.Name] != nil:
-		return fmt.Errorf("supervisor: duplicate job %s", j.Name)
-	}
-	return nil
 }
 
 // ExitCode is berth's exit code once Run returned (README "Exit codes").

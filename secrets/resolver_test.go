@@ -1,0 +1,32 @@
+package secrets
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestReloadedUnit: a reloaded unit keeps its resolved variables while its env block is as it was, takes a
+// changed block's plain values, and refuses a changed block with a reference (resolved at start only).
+func TestReloadedUnit(t *testing.T) {
+	e := Env{Units: map[string][]string{"job": {"DB=resolved-plaintext"}}}
+	block := []string{"DB=ssm:/prod/db"}
+	if own, err := e.ReloadedUnit("job", block, slices.Clone(block)); err != nil || !slices.Equal(own, e.Units["job"]) {
+		t.Errorf("unchanged block: %v, %v; want the resolved variables", own, err)
+	}
+	if own, err := e.ReloadedUnit("job", block, []string{"MODE=fast"}); err != nil || !slices.Equal(own, []string{"MODE=fast"}) {
+		t.Errorf("changed block: %v, %v; want its plain values", own, err)
+	}
+	if own, err := e.ReloadedUnit("new", nil, nil); err != nil || own != nil {
+		t.Errorf("new unit without env: %v, %v", own, err)
+	}
+	for _, v := range []string{"ssm:/prod/other", "postgres://" + Marker("ssm:/prod/pw") + "@db"} {
+		_, err := e.ReloadedUnit("job", block, []string{"DB=" + v})
+		if want := "env DB holds a secret reference, which is resolved at start only: restart berth to apply it"; err == nil || err.Error() != want {
+			t.Errorf("changed block with %q: %v, want %q", v, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "prod") {
+			t.Errorf("the error names the reference: %v", err)
+		}
+	}
+}
