@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,9 +139,6 @@ func (d *decoder) file(body hcl.Body) *File {
 			if !validName(name) {
 				d.errf(b.LabelRanges[0], "%s name %q: use letters, digits, '_', '.' and '-'", b.Type, name)
 			}
-			if b.Type == "job" && name == MainName {
-				d.errf(b.LabelRanges[0], "job name %q is reserved for the main block", name)
-			}
 			key := b.Type + "\x00" + name
 			if prev := labels[key]; prev != nil {
 				d.errf(b.LabelRanges[0], "duplicate %s %q (first at %s)", b.Type, name, d.rangeAt(prev.DefRange))
@@ -170,7 +168,11 @@ func (d *decoder) file(body hcl.Body) *File {
 		}
 	}
 	d.checkRefs(f)
-	d.checkAfter(f)
+	var mainAfter []string
+	if f.Main != nil {
+		mainAfter = f.Main.After
+	}
+	d.check(supervisor.ValidateGraph(f.Jobs, mainAfter))
 	d.checkDiscovery(f)
 	f.Positions = d.positions
 	return f
@@ -276,22 +278,32 @@ func exitCodeValue(v cty.Value) (int, bool) {
 	return int(i), true
 }
 
-// process decodes the attributes and hook blocks main and job have in common.
-func (d *decoder) process(name string, b *hcl.Block, c *hcl.BodyContent) Process {
+// process decodes what the main block and job blocks have in common into the supervisor's JobSpec: the
+// Spec (Env the env block as written, sorted KEY=VALUE; User, StopSignal and StopTimeout zero when unset, so
+// that the top-level settings apply: Spec.Inherit), After, the hooks, and singleton as GateConfig. at gets
+// the positions of the after entries.
+func (d *decoder) process(name string, c *hcl.BodyContent, at map[string]keyValue) supervisor.JobSpec {
 	a := c.Attributes
-	p := Process{Pos: d.rangeAt(b.DefRange)}
-	p.Command = d.command(a, "command")
-	p.Env = d.envMap(a)
+	p := supervisor.JobSpec{Spec: supervisor.Spec{Name: name, Umask: -1}}
+	p.Argv = d.command(a, "command")
+	p.Env = envList(d.envMap(a))
 	p.Dir = d.nonEmpty(a, "dir")
-	p.User, p.Credential = d.user(a, "user")
+	_, p.User = d.user(a, "user")
 	if m, ok := d.octal(a, "umask"); ok {
-		p.Umask = &m
+		p.Umask = int(m)
 	}
 	p.Rlimits = d.rlimits(a, "rlimits")
 	p.StopSignal = d.signal(a, "stop_signal")
-	p.StopTimeout = d.durationPtr(a, "stop_timeout")
-	p.After = d.after(name, a)
-	p.Singleton = d.singleton(a)
+	if t, ok := d.duration(a, "stop_timeout"); ok {
+		if t == 0 { // "0s" is the supervisor's default, not "unset" (which would take the top-level one)
+			t = supervisor.DefaultStopTimeout
+		}
+		p.StopTimeout = t
+	}
+	p.After = d.after(a, at)
+	if lc := d.singleton(a); lc != nil {
+		p.GateConfig = lc
+	}
 	seen := map[string]*hcl.Block{}
 	for _, hb := range c.Blocks {
 		if prev := seen[hb.Type]; prev != nil {
@@ -310,6 +322,19 @@ func (d *decoder) process(name string, b *hcl.Block, c *hcl.BodyContent) Process
 		}
 	}
 	return p
+}
+
+// envList is an env block as KEY=VALUE, sorted; nil when empty.
+func envList(m map[string]string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // envMap reads env of a process: keys must be usable as environment variable names. Values are queued for
@@ -348,47 +373,49 @@ func (d *decoder) hook(b *hcl.Block) *supervisor.Hook {
 	return h
 }
 
-func (d *decoder) main(b *hcl.Block) *Process {
+// main decodes the main block: a JobSpec of which Spec, After, the hooks and GateConfig are set (the main
+// command is not restarted: Type and Restart stay unset). Argv is empty when the block sets no command.
+func (d *decoder) main(b *hcl.Block) *supervisor.JobSpec {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs(processAttrs()...), Blocks: hookBlocks()})
-	p := d.process(MainName, b, c)
-	if a := c.Attributes["session_ttl"]; a != nil && p.Singleton == nil {
+	p := d.process(MainName, c, d.block(MainName, b, c.Attributes))
+	if a := c.Attributes["session_ttl"]; a != nil && p.GateConfig == nil {
 		d.errf(a.NameRange, "session_ttl: only with singleton = true")
 	}
 	return &p
 }
 
-func (d *decoder) job(b *hcl.Block) Job {
+// job decodes a job block. What a job may be is supervisor.JobSpec's WithDefaults and Validate to say; the
+// decoder checks types and records where each key is.
+func (d *decoder) job(b *hcl.Block) supervisor.JobSpec {
 	schema := &hcl.BodySchema{
 		Attributes: required(attrs(jobAttrs()...), "command"),
 		Blocks:     hookBlocks(),
 	}
+	before := len(d.diags)
 	c := d.content(b.Body, schema)
 	a := c.Attributes
-	j := Job{Name: b.Labels[0], Process: d.process(b.Labels[0], b, c)}
+	name := b.Labels[0]
+	at := d.block(fmt.Sprintf("job %q", name), b, a)
+	at["name"] = keyValue{b.LabelRanges[0], b.LabelRanges[0]}
+	j := d.process(name, c, at)
 	if every, ok := d.positive(a, "every"); ok {
 		j.Every = every
 	}
-	def := supervisor.Service
-	if j.Every > 0 {
-		def = supervisor.Oneshot
-	}
-	j.Type = d.oneOf(a, "type", def, supervisor.Oneshot, supervisor.Service)
-	if j.Type == supervisor.Service && j.Every > 0 { // a bad every is reported once, as a bad duration
-		d.errf(a["every"].NameRange, "every: only a oneshot job can be periodic")
-	}
-	def = supervisor.RestartAlways
-	if j.Type == supervisor.Oneshot {
-		def = supervisor.RestartNever
-	}
-	j.Restart = d.oneOf(a, "restart", def, supervisor.RestartNever, supervisor.RestartOnFailure, supervisor.RestartAlways)
-	if j.Type == supervisor.Oneshot && j.Restart == supervisor.RestartAlways && a["restart"] != nil {
-		d.errf(a["restart"].Expr.Range(), "restart: a oneshot job cannot restart \"always\" (use type = \"service\")")
-	}
+	j.Type, _ = d.str(a, "type")
+	j.Restart, _ = d.str(a, "restart")
 	if n, ok := d.integer(a, "max_restarts", 0, 1<<31-1); ok {
 		j.MaxRestarts = n
 	}
 	j.Optional, _ = d.boolean(a, "optional")
-	j.Once = d.once(a, j)
+	j = j.WithDefaults()
+	if oc := d.once(a, j); oc != nil {
+		j.GateConfig = oc
+	}
+	var named []string // a bad name was reported at the label (file)
+	if !validName(name) {
+		named = append(named, "name")
+	}
+	d.checkDecoded(j.Validate(), before, named...) // a key that did not decode is reported once
 	return j
 }
 
@@ -424,22 +451,23 @@ func (d *decoder) sessionTTL(a hcl.Attributes) time.Duration {
 }
 
 // once decodes once and wait of a job; singleton and once exclude each other, and once needs a oneshot.
-func (d *decoder) once(a hcl.Attributes, j Job) *discovery.OnceConfig {
+func (d *decoder) once(a hcl.Attributes, j supervisor.JobSpec) *discovery.OnceConfig {
 	if a["once"] == nil {
 		if a["wait"] != nil {
 			d.errf(a["wait"].NameRange, "wait: only with once")
 		}
-		if a["session_ttl"] != nil && j.Singleton == nil {
+		if a["session_ttl"] != nil && j.GateConfig == nil {
 			d.errf(a["session_ttl"].NameRange, "session_ttl: only with singleton = true or once")
 		}
 		return nil
 	}
 	key := d.nonEmpty(a, "once")
 	switch {
-	case j.Singleton != nil:
+	case j.GateConfig != nil:
 		d.errf(a["once"].NameRange, "once: a job cannot be both singleton and once")
 		return nil
-	case j.Type != supervisor.Oneshot:
+	case j.Type != supervisor.Oneshot && (j.Type == supervisor.Service || j.Every == 0):
+		// a type that is none (Validate reports it) counts as the default: oneshot when periodic
 		d.errf(a["once"].NameRange, "once: only a oneshot job can run once per key (type = \"oneshot\")")
 		return nil
 	case j.Every > 0:

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"os"
-	"reflect"
 	"syscall"
 	"time"
 
@@ -59,10 +57,17 @@ type File struct {
 	// Redact is redact; nil when not set (the default is true).
 	Redact *bool
 
-	// Main is the main block; nil when the file has none.
-	Main *Process
-	// Jobs are the job blocks in file order.
-	Jobs []Job
+	// Main is the main block as the supervisor takes it (see Jobs); Argv is empty when the block sets no
+	// command (the command line gives it), Type and Restart are unset (the main command is not restarted),
+	// GateConfig is its singleton. nil when the file has none.
+	Main *supervisor.JobSpec
+	// Jobs are the job blocks in file order, as the supervisor takes them, defaults filled in and checked
+	// (JobSpec.WithDefaults, Validate, ValidateGraph). Of each Spec, Env is the env block as written (sorted
+	// KEY=VALUE, secret() markers and references unresolved: cmd/berth resolves them and sets the complete
+	// environment); User, StopSignal and StopTimeout are zero where the block sets none, so that the merged
+	// top-level settings apply (Spec.Inherit). GateConfig is a *discovery.LockConfig (singleton) or
+	// *discovery.OnceConfig (once), nil without either.
+	Jobs []supervisor.JobSpec
 	// Secrets are the secret blocks in file order, defaults filled in. UID and GID are -1 unless the block
 	// sets user (cmd/berth then gives the file to the main command's user).
 	Secrets []secrets.Block
@@ -80,72 +85,8 @@ type File struct {
 	Logs Logs
 
 	// Positions holds "file:line:col" of the blocks other packages own, by the name messages give them:
-	// `secret "db"`, `service "app"`, `peers "cluster"`, `consul`.
+	// `job "migrate"`, `main`, `secret "db"`, `service "app"`, `peers "cluster"`, `consul`.
 	Positions map[string]string
-}
-
-// Process is what the main block and job blocks have in common.
-type Process struct {
-	// Pos is "file:line:col" of the block, for messages; ignored by Equal.
-	Pos string
-	// Command is the argv; empty only for a main block (the command then comes from the command line).
-	Command []string
-	// Env is added to the inherited environment; nil when empty.
-	Env map[string]string
-	// Dir is the working directory; "" inherits berth's.
-	Dir string
-	// User is "name", "uid", "name:group" or "uid:gid"; "" means the top-level user (or berth's own).
-	User string
-	// Credential is User resolved at load time; nil when User is "".
-	Credential *supervisor.Credential
-	// Umask is the process umask; nil inherits berth's.
-	Umask *os.FileMode
-	// Rlimits are the limits to set, sorted by name; nil when none.
-	Rlimits []supervisor.Rlimit
-	// StopSignal is the stop signal; 0 means the top-level stop_signal.
-	StopSignal syscall.Signal
-	// StopTimeout is the stop timeout; nil means the top-level stop_timeout.
-	StopTimeout *time.Duration
-	// After names jobs that must have exited 0 (oneshot) or be healthy (service) before this one starts.
-	After []string
-	// PreStart, PreStop and PostStop are the hooks (Argv and Timeout set); nil when absent. They run with
-	// the process's env, dir, user and umask.
-	PreStart, PreStop, PostStop *supervisor.Hook
-	// Singleton is singleton = true with lock_key, session_ttl and lock_delay: the process runs only while
-	// this berth holds a Consul lock. nil when not set.
-	Singleton *discovery.LockConfig
-}
-
-// Job is a job block.
-type Job struct {
-	Name string
-	// Type is supervisor.Oneshot or supervisor.Service.
-	Type string
-	// Every is the period of a periodic oneshot; 0 when it runs once.
-	Every time.Duration
-	// Restart is supervisor.RestartNever, RestartOnFailure or RestartAlways.
-	Restart string
-	// MaxRestarts bounds restarts; 0 means unlimited.
-	MaxRestarts int
-	// Optional keeps berth running when the job gives up.
-	Optional bool
-	// Once is once = "KEY" with wait and session_ttl: the oneshot runs once per key across every berth of the
-	// Consul datacenter. nil when not set.
-	Once *discovery.OnceConfig
-	Process
-}
-
-// Equal reports whether two processes are the same apart from their position in the file.
-func (p Process) Equal(o Process) bool {
-	p.Pos, o.Pos = "", ""
-	return reflect.DeepEqual(p, o)
-}
-
-// Equal reports whether two jobs are the same apart from their position in the file, so that a reload can
-// restart only the jobs that changed.
-func (j Job) Equal(o Job) bool {
-	j.Pos, o.Pos = "", ""
-	return reflect.DeepEqual(j, o)
 }
 
 // SecretsOptions is the top-level secrets block.

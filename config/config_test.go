@@ -22,15 +22,19 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
+// envValue is the value of key in a KEY=VALUE list.
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v
+		}
+	}
+	return ""
+}
+
 // clearPos drops the positions, which differ between the HCL and the JSON form of a file.
 func clearPos(f *config.File) {
 	f.Filename = ""
-	if f.Main != nil {
-		f.Main.Pos = ""
-	}
-	for i := range f.Jobs {
-		f.Jobs[i].Pos = ""
-	}
 	f.Positions = nil
 }
 
@@ -59,18 +63,21 @@ func TestSpecExample(t *testing.T) {
 	}
 	want := &config.File{
 		LogLevel: "info",
-		Main: &config.Process{
-			Command:     []string{"java", "-jar", "/app/app.jar"},
-			User:        "nobody",
-			Credential:  nobody,
-			StopSignal:  syscall.SIGTERM,
-			StopTimeout: ptr(25 * time.Second),
-			Rlimits:     []supervisor.Rlimit{nofile},
-			After:       []string{"migrate"},
+		Main: &supervisor.JobSpec{
+			Spec: supervisor.Spec{
+				Name:        supervisor.MainName,
+				Argv:        []string{"java", "-jar", "/app/app.jar"},
+				User:        nobody,
+				Umask:       -1,
+				StopSignal:  syscall.SIGTERM,
+				StopTimeout: 25 * time.Second,
+				Rlimits:     []supervisor.Rlimit{nofile},
+			},
+			After: []string{"migrate"},
 		},
-		Jobs: []config.Job{{
-			Name: "migrate", Type: supervisor.Oneshot, Restart: supervisor.RestartNever,
-			Process: config.Process{Command: []string{"/app/migrate", "up"}},
+		Jobs: []supervisor.JobSpec{{
+			Spec: supervisor.Spec{Name: "migrate", Argv: []string{"/app/migrate", "up"}, Umask: -1},
+			Type: supervisor.Oneshot, Restart: supervisor.RestartNever,
 		}},
 		Secrets: []secrets.Block{
 			{
@@ -117,12 +124,12 @@ func TestSpecExample(t *testing.T) {
 			if have.Filename != tc.file {
 				t.Errorf("Filename: want %q, have %q", tc.file, have.Filename)
 			}
-			havePos := [4]string{have.Main.Pos, have.Jobs[0].Pos, have.Positions[`secret "app-config"`], have.Positions[`service "app"`]}
+			havePos := [4]string{have.Positions["main"], have.Positions[`job "migrate"`], have.Positions[`secret "app-config"`], have.Positions[`service "app"`]}
 			if havePos != tc.wantPos {
 				t.Errorf("positions: want %q, have %q", tc.wantPos, havePos)
 			}
 			clearPos(have)
-			if diff := cmp.Diff(want, have); diff != "" {
+			if diff := cmp.Diff(want, have, cmpopts.IgnoreUnexported(supervisor.Spec{})); diff != "" {
 				t.Errorf("-want +have:\n%s", diff)
 			}
 		})
@@ -341,7 +348,7 @@ func TestEnvFunc(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if have := f.Main.Env["X"]; have != tc.want {
+			if have := envValue(f.Main.Env, "X"); have != tc.want {
 				t.Errorf("want %q, have %q", tc.want, have)
 			}
 		})
@@ -375,7 +382,7 @@ func TestSecretFunc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, have := "postgres://app:\x00marker:secretsmanager:prod/db:password\x00@db/app", f.Main.Env["DATABASE_URL"]; want != have {
+	if want, have := "postgres://app:\x00marker:secretsmanager:prod/db:password\x00@db/app", envValue(f.Main.Env, "DATABASE_URL"); want != have {
 		t.Errorf("want %q, have %q", want, have)
 	}
 	if want := []string{"secretsmanager:prod/db:password"}; !cmp.Equal(want, refs) {
@@ -490,7 +497,7 @@ secret "paths" {
 	if want, have := (&supervisor.Hook{Argv: []string{"prep"}, Timeout: 30 * time.Second}), f.Jobs[2].PreStart; !cmp.Equal(want, have) {
 		t.Errorf("hook: want %+v, have %+v", want, have)
 	}
-	if want, have := os.FileMode(0o027), f.Jobs[2].Umask; have == nil || *have != want {
+	if want, have := 0o027, f.Jobs[2].Umask; have != want {
 		t.Errorf("umask: want %v, have %v", want, have)
 	}
 	wantChecks := []discovery.CheckConfig{
@@ -601,9 +608,9 @@ func TestJobOrder(t *testing.T) {
 		})
 	}
 	t.Run("cycle built by hand", func(t *testing.T) {
-		f := &config.File{Jobs: []config.Job{
-			{Name: "a", Process: config.Process{After: []string{"b"}}},
-			{Name: "b", Process: config.Process{After: []string{"a"}}},
+		f := &config.File{Jobs: []supervisor.JobSpec{
+			{Spec: supervisor.Spec{Name: "a"}, After: []string{"b"}},
+			{Spec: supervisor.Spec{Name: "b"}, After: []string{"a"}},
 		}}
 		if _, err := f.JobOrder(); err == nil || !strings.Contains(err.Error(), "cycle") {
 			t.Errorf("want a cycle error, have %v", err)
@@ -611,8 +618,9 @@ func TestJobOrder(t *testing.T) {
 	})
 }
 
+// TestJobEqual: a reload restarts a job whose block changed (supervisor.Diff), not one that only moved.
 func TestJobEqual(t *testing.T) {
-	parse := func(src string) config.Job {
+	parse := func(src string) supervisor.JobSpec {
 		t.Helper()
 		f, err := config.Parse([]byte(src), "x.hcl", config.Funcs{})
 		if err != nil {
@@ -633,7 +641,8 @@ func TestJobEqual(t *testing.T) {
 		{"hook added", "job \"a\" {\n  command = [\"a\"]\n  env = { X = \"1\" }\n  post_stop {\n    command = [\"x\"]\n  }\n}\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if have := base.Equal(parse(tc.src)); have != tc.want {
+			changed, _ := supervisor.Diff([]supervisor.JobSpec{base}, []supervisor.JobSpec{parse(tc.src)})
+			if have := len(changed) == 0; have != tc.want {
 				t.Errorf("want %v, have %v", tc.want, have)
 			}
 		})

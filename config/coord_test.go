@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -83,18 +84,18 @@ job "migrate" {
 				t.Fatal(err)
 			}
 			if tc.name == "json" {
-				if f.Jobs[0].Once == nil || f.Jobs[0].Once.Key != "v1" {
+				if oc, ok := f.Jobs[0].GateConfig.(*discovery.OnceConfig); !ok || oc.Key != "v1" {
 					t.Fatalf("once not decoded: %+v", f.Jobs[0])
 				}
 				return
 			}
-			if want, have := (discovery.LockConfig{Key: "k/main", SessionTTL: 20 * time.Second, LockDelay: 5 * time.Second}), f.Main.Singleton; have == nil || *have != want {
+			if want, have := (discovery.LockConfig{Key: "k/main", SessionTTL: 20 * time.Second, LockDelay: 5 * time.Second}), f.Main.GateConfig; !reflect.DeepEqual(have, &want) {
 				t.Fatalf("main singleton: want %+v, have %+v", want, have)
 			}
-			if f.Jobs[0].Singleton == nil || f.Jobs[0].Singleton.Key != "" {
-				t.Fatalf("job singleton: %+v", f.Jobs[0].Singleton)
+			if lc, ok := f.Jobs[0].GateConfig.(*discovery.LockConfig); !ok || lc.Key != "" {
+				t.Fatalf("job singleton: %+v", f.Jobs[0].GateConfig)
 			}
-			if want, have := (discovery.OnceConfig{Key: "v1", Wait: 2 * time.Minute}), f.Jobs[1].Once; have == nil || *have != want {
+			if want, have := (discovery.OnceConfig{Key: "v1", Wait: 2 * time.Minute}), f.Jobs[1].GateConfig; !reflect.DeepEqual(have, &want) {
 				t.Fatalf("once: want %+v, have %+v", want, have)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -25,8 +26,7 @@ type decoder struct {
 	filename string
 	diags    hcl.Diagnostics
 
-	envRefs []envRef         // env values of processes, for Funcs.CheckRef
-	afters  map[string][]ref // process name -> its after entries
+	envRefs []envRef // env values of processes, for Funcs.CheckRef
 
 	// where the keys of the blocks other packages validate are: block name (`secret "db"`) -> key path
 	// (field.Error.Path) -> ranges
@@ -74,16 +74,47 @@ func (d *decoder) check(err error) {
 	}
 }
 
+// checkDecoded is check for a block of which keys may have failed to decode since the diagnostic before: a
+// problem Validate finds with such a key, or with one the block lacks while it has problems, or with a key
+// of reported, is left out, since it was reported as it was decoded.
+func (d *decoder) checkDecoded(err error, before int, reported ...string) {
+	bad := d.diags[before:]
+	if err == nil || (!bad.HasErrors() && len(reported) == 0) {
+		d.check(err)
+		return
+	}
+	for _, fe := range field.All(err) {
+		if slices.Contains(reported, fe.Path) {
+			continue
+		}
+		kv, ok := d.keys[fe.Block][fe.Path]
+		if !ok && bad.HasErrors() {
+			continue
+		}
+		reported := false
+		for _, diag := range bad {
+			if diag.Severity == hcl.DiagError && diag.Subject != nil && overlaps(*diag.Subject, kv) {
+				reported = true
+			}
+		}
+		if !reported {
+			d.check(fe)
+		}
+	}
+}
+
+// overlaps reports whether r lies within the key or value of kv.
+func overlaps(r hcl.Range, kv keyValue) bool {
+	in := func(o hcl.Range) bool {
+		return r.Start.Byte >= o.Start.Byte && r.Start.Byte < max(o.End.Byte, o.Start.Byte+1)
+	}
+	return in(kv.key) || in(kv.value)
+}
+
 // envRef is one env value of a process.
 type envRef struct {
 	name, value string
 	rng         hcl.Range
-}
-
-// ref is one entry of an after list.
-type ref struct {
-	name string
-	rng  hcl.Range
 }
 
 func (d *decoder) errf(rng hcl.Range, format string, args ...any) {

@@ -1,11 +1,13 @@
 // Package config reads berth's configuration file, shared by `berth run -config` and
 // `berth validate`. The blocks other packages own come out as those packages' own types, defaults filled in
-// by their WithDefaults and checked by their Validate: service, check, peers and consul as discovery's
-// ServiceConfig, CheckConfig, PeersConfig and ConsulConfig, secret blocks as secrets.Block, hooks as
-// supervisor.Hook, on_change as onchange.Action. This package decodes (types, positions, env() and secret())
-// and puts file:line:col in front of what those Validates report (field.Error names the key); it never
-// checks those blocks a second time, so `validate` and `run` accept and refuse the same files. cmd/berth
-// merges the rest (main, job and top-level keys) with flags and BERTH_* variables.
+// by their WithDefaults and checked by their Validate: main and job blocks as supervisor.JobSpec (checked
+// together by supervisor.ValidateGraph, their singleton and once as discovery's LockConfig and OnceConfig),
+// service, check, peers and consul as discovery's ServiceConfig, CheckConfig, PeersConfig and ConsulConfig,
+// secret blocks as secrets.Block, hooks as supervisor.Hook, on_change as onchange.Action. This package
+// decodes (types, positions, env() and secret()) and puts file:line:col in front of what those Validates
+// report (field.Error names the key); it never checks those blocks a second time, so `validate` and `run`
+// accept and refuse the same files. cmd/berth merges the top-level keys with flags and BERTH_* variables,
+// and gives the processes what the top level sets and their blocks leave unset (supervisor.Spec.Inherit).
 //
 // # Syntax
 //

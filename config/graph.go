@@ -9,8 +9,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// after reads the after list of the process called name, keeping each entry's position for checkAfter.
-func (d *decoder) after(name string, a hcl.Attributes) []string {
+// after reads the after list of a process; at gets each entry's position as "after.I" (I its index in the
+// list), where supervisor.ValidateGraph's problems are reported.
+func (d *decoder) after(a hcl.Attributes, at map[string]keyValue) []string {
 	attr := a["after"]
 	if attr == nil {
 		return nil
@@ -26,100 +27,10 @@ func (d *decoder) after(name string, a hcl.Attributes) []string {
 		if !ok {
 			continue
 		}
+		at[fmt.Sprintf("after.%d", len(out))] = keyValue{e.Range(), e.Range()}
 		out = append(out, v.AsString())
-		if d.afters == nil {
-			d.afters = map[string][]ref{}
-		}
-		d.afters[name] = append(d.afters[name], ref{name: v.AsString(), rng: e.Range()})
 	}
 	return out
-}
-
-// checkAfter reports after entries that name no job, name main, repeat, or close a cycle.
-func (d *decoder) checkAfter(f *File) {
-	jobs := map[string]bool{}
-	for _, j := range f.Jobs {
-		jobs[j.Name] = true
-	}
-	deps := map[string][]ref{} // valid edges between jobs
-	for proc, refs := range d.afters {
-		seen := map[string]bool{}
-		for _, r := range refs {
-			switch {
-			case r.name == MainName:
-				d.errf(r.rng, "after: %q cannot be waited for; jobs start before or beside the main command", r.name)
-			case r.name == proc:
-				d.errf(r.rng, "after: cycle in after: %s -> %s", r.name, r.name)
-			case !jobs[r.name]:
-				d.errf(r.rng, "after: no job named %q", r.name)
-			case seen[r.name]:
-				d.errf(r.rng, "after: %q listed twice", r.name)
-			default:
-				deps[proc] = append(deps[proc], r)
-			}
-			seen[r.name] = true
-		}
-	}
-	// Depth-first search in file order; every back edge closes one cycle, reported where it closes. The
-	// search keeps its own stack, so a chain of thousands of jobs does not recurse as deep.
-	const (
-		unvisited = iota
-		onStack
-		done
-	)
-	state := map[string]int{}
-	at := map[string]int{} // position in path of a job on the stack
-	var path []frame
-	push := func(n string) {
-		state[n] = onStack
-		at[n] = len(path)
-		path = append(path, frame{name: n})
-	}
-	for _, j := range f.Jobs {
-		if state[j.Name] != unvisited {
-			continue
-		}
-		push(j.Name)
-		for len(path) > 0 {
-			top := &path[len(path)-1]
-			edges := deps[top.name]
-			if top.next == len(edges) {
-				state[top.name] = done
-				path = path[:len(path)-1]
-				continue
-			}
-			r := edges[top.next]
-			top.next++
-			switch state[r.name] {
-			case unvisited:
-				push(r.name)
-			case onStack:
-				d.errf(r.rng, "after: cycle in after: %s", cycleText(path[at[r.name]:], r.name))
-			}
-		}
-	}
-}
-
-// frame is a job on checkAfter's search path.
-type frame struct {
-	name string
-	next int // index of the next edge of deps[name] to follow
-}
-
-// cycleText is "a -> b -> a" for a cycle on the search path starting at its first job; a long cycle is
-// shortened in the middle so that the message stays one readable line.
-func cycleText(path []frame, closing string) string {
-	names := make([]string, 0, min(len(path), 9)+2)
-	for i, fr := range path {
-		if len(path) > 10 && i == 4 {
-			names = append(names, fmt.Sprintf("... (%d more)", len(path)-8))
-		}
-		if len(path) > 10 && i >= 4 && i < len(path)-4 {
-			continue
-		}
-		names = append(names, fr.name)
-	}
-	return strings.Join(append(names, closing), " -> ")
 }
 
 // checkRefs passes every env value of the processes, except those named in secrets.skip_env, to

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
-	"strings"
+	"reflect"
 	"time"
-	"unicode/utf8"
 
 	"github.com/berth-dev/berth/control"
 	"github.com/berth-dev/berth/discovery"
@@ -106,35 +104,20 @@ func (k backend) Reload(ctx context.Context) error {
 		return &control.RejectedError{Err: fmt.Errorf("berth is still starting; reload once it runs")}
 	}
 	old := b.opts.file
-	changed, removed := supervisor.Diff(b.opts.fileJobSpecs(old.Jobs), b.opts.fileJobSpecs(nf.Jobs))
-	if name := coordinatedJob(old.Jobs, nf.Jobs, changed, removed); name != "" {
-		return &control.RejectedError{Err: fmt.Errorf("job %s uses singleton or once: restart berth to change it", name)}
+	changed, removed, err := supervisor.PlanReload(b.opts.jobs(old), b.opts.jobs(nf))
+	if err != nil {
+		return &control.RejectedError{Err: err}
 	}
-	// A changed job gets the resolved shared environment, peers, and its env block: the resolved values of
-	// the running configuration when the block is unchanged; plain values otherwise. Secret references are
-	// resolved at start only, so a changed env block with a new reference is rejected.
-	oldEnv := map[string]map[string]string{}
-	for _, j := range old.Jobs {
-		oldEnv[j.Name] = j.Env
-	}
-	newEnv := map[string]map[string]string{}
-	for _, j := range nf.Jobs {
-		newEnv[j.Name] = j.Env
-	}
-	resolved := b.resolver.Env()
-	for i, spec := range changed {
-		own := resolved.Units[spec.Name]
-		if prev, existed := oldEnv[spec.Name]; !existed || !maps.Equal(prev, newEnv[spec.Name]) {
-			for k, v := range newEnv[spec.Name] {
-				if _, isRef, _ := secrets.ParseRef(v); isRef || embedsSecret(v) {
-					return &control.RejectedError{Err: fmt.Errorf("job %s: env %s holds a secret reference, which is resolved at start only: restart berth to apply it", spec.Name, k)}
-				}
-			}
-			own = mapEnv(newEnv[spec.Name])
+	// A changed job gets the unit environment of a start: the resolved shared variables, its own, peers.
+	resolved, blocks := b.resolver.Env(), b.opts.unitEnvBlocks()
+	for i, j := range changed {
+		own, err := resolved.ReloadedUnit(j.Name, blocks[j.Name], j.Env)
+		if err != nil {
+			return &control.RejectedError{Err: fmt.Errorf("job %s: %w", j.Name, err)}
 		}
-		changed[i].Env = mergeEnv(resolved.Shared, own, mapEnv(b.peerEnv()))
+		changed[i].Env = unitEnv(resolved.Shared, own, b.peerEnv())
 	}
-	if (old.Main == nil) != (nf.Main == nil) || (old.Main != nil && !old.Main.Equal(*nf.Main)) {
+	if !reflect.DeepEqual(old.Main, nf.Main) {
 		b.log.Warn("reload: the main block changed; restart berth to apply it")
 	}
 	if err := b.sup.UpdateJobs(ctx, changed, removed); err != nil {
@@ -143,12 +126,6 @@ func (k backend) Reload(ctx context.Context) error {
 	b.opts.file.Jobs = nf.Jobs
 	b.log.Info("reloaded", "changed", len(changed), "removed", len(removed))
 	return nil
-}
-
-// embedsSecret reports whether v holds a secret() marker (secrets.Marker), whose first rune opens every marker.
-func embedsSecret(v string) bool {
-	open, _ := utf8.DecodeRuneInString(secrets.Marker("x"))
-	return strings.ContainsRune(v, open)
 }
 
 func (k backend) Maintenance(ctx context.Context, on bool, reason string) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/supervisor"
 )
 
 func envOf(m map[string]string) LookupEnv {
@@ -79,8 +80,8 @@ func TestMainDispatch(t *testing.T) {
 // environment is the shared one overlaid by its own variables (a host variable holding ':' stays shared).
 func TestUnitEnvironments(t *testing.T) {
 	o := &options{file: &config.File{
-		Main: &config.Process{Env: map[string]string{"A": "2", "B": "x=y"}},
-		Jobs: []config.Job{{Name: "job1", Process: config.Process{Env: map[string]string{"C": "3"}}}, {Name: "quiet"}},
+		Main: &supervisor.JobSpec{Spec: supervisor.Spec{Name: supervisor.MainName, Env: []string{"A=2", "B=x=y"}}},
+		Jobs: []supervisor.JobSpec{{Spec: supervisor.Spec{Name: "job1", Env: []string{"C=3"}}}, {Spec: supervisor.Spec{Name: "quiet"}}},
 	}}
 	units := o.unitEnvBlocks()
 	if len(units) != 2 || strings.Join(units["main"], " ") != "A=2 B=x=y" || strings.Join(units["job1"], " ") != "C=3" {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -41,15 +40,32 @@ func needsCoordination(f *config.File) bool {
 	if f == nil {
 		return false
 	}
-	if f.Main != nil && f.Main.Singleton != nil {
+	if f.Main != nil && f.Main.GateConfig != nil {
 		return true
 	}
 	for _, j := range f.Jobs {
-		if j.Singleton != nil || j.Once != nil {
+		if j.GateConfig != nil {
 			return true
 		}
 	}
 	return false
+}
+
+// coordinated names the first singleton or once setting of the file, and where it is, for messages.
+func coordinated(f *config.File) string {
+	for _, j := range f.Jobs {
+		at := f.Positions[fmt.Sprintf("job %q", j.Name)]
+		switch j.GateConfig.(type) {
+		case *discovery.OnceConfig:
+			return fmt.Sprintf("once in job %q (%s)", j.Name, at)
+		case *discovery.LockConfig:
+			return fmt.Sprintf("singleton in job %q (%s)", j.Name, at)
+		}
+	}
+	if f.Main != nil {
+		return fmt.Sprintf("singleton in main (%s)", f.Positions[supervisor.MainName])
+	}
+	return "singleton"
 }
 
 // coordinator builds the gates of the file's singleton and once settings onto cfg. Without a consul block or
@@ -59,21 +75,7 @@ func (b *berth) coordinator(file *config.File, cfg *supervisor.Config, meta *ecs
 		return nil
 	}
 	if file.Consul == nil && getenv("CONSUL_HTTP_ADDR") == "" {
-		what := "singleton"
-		for _, j := range file.Jobs {
-			if j.Once != nil {
-				what = fmt.Sprintf("once in job %q (%s)", j.Name, j.Pos)
-				break
-			}
-			if j.Singleton != nil {
-				what = fmt.Sprintf("singleton in job %q (%s)", j.Name, j.Pos)
-				break
-			}
-		}
-		if what == "singleton" && file.Main != nil {
-			what = fmt.Sprintf("singleton in main (%s)", file.Main.Pos)
-		}
-		return &codedError{code: exitConfig, msg: what + " needs Consul: add a consul block or set CONSUL_HTTP_ADDR"}
+		return &codedError{code: exitConfig, msg: coordinated(file) + " needs Consul: add a consul block or set CONSUL_HTTP_ADDR"}
 	}
 	var cc discovery.ConsulConfig
 	if file.Consul != nil {
@@ -93,16 +95,18 @@ func (b *berth) coordinator(file *config.File, cfg *supervisor.Config, meta *ecs
 		b.log.Debug("singleton", "job", name, "key", l.Key())
 		return singletonGate{l}
 	}
-	if cfg.Main != nil && file.Main != nil && file.Main.Singleton != nil {
-		cfg.MainGate = lockGate(supervisor.MainName, file.Main.Singleton, cfg.Main.StopTimeout)
+	if cfg.Main != nil && file.Main != nil {
+		if lc, ok := file.Main.GateConfig.(*discovery.LockConfig); ok {
+			cfg.MainGate = lockGate(supervisor.MainName, lc, cfg.Main.StopTimeout)
+		}
 	}
 	for i := range cfg.Jobs {
-		j := file.Jobs[i]
-		switch {
-		case j.Singleton != nil:
-			cfg.Jobs[i].Gate = lockGate(j.Name, j.Singleton, cfg.Jobs[i].StopTimeout)
-		case j.Once != nil:
-			cfg.Jobs[i].Gate = onceGate{co.Once(j.Name, *j.Once)}
+		j := &cfg.Jobs[i]
+		switch gc := j.GateConfig.(type) {
+		case *discovery.LockConfig:
+			j.Gate = lockGate(j.Name, gc, j.StopTimeout)
+		case *discovery.OnceConfig:
+			j.Gate = onceGate{co.Once(j.Name, *gc)}
 		}
 	}
 	return nil
@@ -127,37 +131,4 @@ func coordinationScope(file *config.File, meta *ecsmeta.Cache, log hclog.Logger)
 		return ""
 	}
 	return strings.ToLower(task.Family)
-}
-
-// coordinatedJob names a job a reload would change, add or remove that has singleton or once in the old or
-// the new file: its gate is built at start only.
-func coordinatedJob(old, next []config.Job, changed []supervisor.JobSpec, removed []string) string {
-	prev := map[string]config.Job{}
-	for _, j := range old {
-		prev[j.Name] = j
-	}
-	for _, j := range next { // Diff does not see these settings
-		if p, ok := prev[j.Name]; ok && (!reflect.DeepEqual(p.Singleton, j.Singleton) || !reflect.DeepEqual(p.Once, j.Once)) {
-			return j.Name
-		}
-	}
-	gated := map[string]bool{}
-	for _, js := range [][]config.Job{old, next} {
-		for _, j := range js {
-			if j.Singleton != nil || j.Once != nil {
-				gated[j.Name] = true
-			}
-		}
-	}
-	for _, c := range changed {
-		if gated[c.Name] {
-			return c.Name
-		}
-	}
-	for _, n := range removed {
-		if gated[n] {
-			return n
-		}
-	}
-	return ""
 }

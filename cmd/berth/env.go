@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,14 +18,19 @@ func (o *options) unitEnvBlocks() map[string][]string {
 		return units
 	}
 	if m := o.file.Main; m != nil && len(m.Env) > 0 {
-		units[supervisor.MainName] = mapEnv(m.Env)
+		units[supervisor.MainName] = slices.Clone(m.Env)
 	}
 	for _, j := range o.file.Jobs {
 		if len(j.Env) > 0 {
-			units[j.Name] = mapEnv(j.Env)
+			units[j.Name] = slices.Clone(j.Env)
 		}
 	}
 	return units
+}
+
+// unitEnv is a unit's environment: the shared variables overlaid by its own, then by the peers variables.
+func unitEnv(shared, own []string, peers map[string]string) []string {
+	return mergeEnv(shared, own, mapEnv(peers))
 }
 
 // mergeEnv overlays add (KEY=VALUE) onto base; later entries win.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"syscall"
 	"time"
 
@@ -152,7 +153,7 @@ func mergeOptions(f *runFlags, command []string, file *config.File) (*options, e
 		o.skipEnv = append(o.skipEnv, file.SecretsOptions.SkipEnv...)
 	}
 	if len(o.command) == 0 && file != nil && file.Main != nil {
-		o.command = file.Main.Command
+		o.command = file.Main.Argv
 	}
 	return o, nil
 }
@@ -199,4 +200,55 @@ func mergeExitCodeMap(entries []string, file *config.File) (map[int]int, error) 
 		given[from], out[from] = to, to
 	}
 	return out, nil
+}
+
+// top is what every process inherits where its block sets nothing (supervisor.Spec.Inherit): the merged user,
+// stop_signal and stop_timeout.
+func (o *options) top() supervisor.Spec {
+	return supervisor.Spec{User: o.user, StopSignal: o.stopSignal, StopTimeout: o.stopTimeout}
+}
+
+// jobs are file's jobs with the merged top-level settings, each Env its env block as written: what the
+// supervisor is built with (Prepare gives every unit its complete environment before anything starts) and
+// what a reload compares (supervisor.PlanReload).
+func (o *options) jobs(file *config.File) []supervisor.JobSpec {
+	if file == nil {
+		return nil
+	}
+	out := make([]supervisor.JobSpec, len(file.Jobs))
+	for i, j := range file.Jobs {
+		j.Spec = j.Inherit(o.top())
+		out[i] = j
+	}
+	return out
+}
+
+// mainSpec is the main command: the main block, if any, with the merged top-level settings and the command
+// line's command (which wins over main.command).
+func (o *options) mainSpec() supervisor.JobSpec {
+	main := supervisor.JobSpec{Spec: supervisor.Spec{Umask: -1}}
+	if o.file != nil && o.file.Main != nil {
+		main = *o.file.Main
+	}
+	main.Spec = main.Inherit(o.top())
+	main.Name, main.Argv, main.Env = supervisor.MainName, o.command, nil
+	return main
+}
+
+// secretBlocks are the config's secret blocks; a file with no user of its own goes to the main command's.
+func (o *options) secretBlocks() []secrets.Block {
+	if o.file == nil {
+		return nil
+	}
+	owner := o.user
+	if o.file.Main != nil && o.file.Main.User != nil {
+		owner = o.file.Main.User
+	}
+	out := slices.Clone(o.file.Secrets)
+	for i := range out {
+		if out[i].UID == -1 && owner != nil {
+			out[i].UID, out[i].GID = int(owner.UID), int(owner.GID)
+		}
+	}
+	return out
 }

@@ -264,24 +264,14 @@ func (b *berth) buildSupervisor(file *configFile, getenv func(string) string, me
 		})
 	}
 	if len(o.command) > 0 {
-		var mp *configProcess
-		if file != nil {
-			mp = file.Main
-		}
-		main := o.specFromProcess(supervisor.MainName, mp, o.command, nil)
+		main := o.mainSpec()
 		main.Stdin = true
 		main.TTY = hasControllingTTY(b.stdio.In)
-		supCfg.Main = &main
-		if mp != nil {
-			supCfg.MainAfter = mp.After
-			supCfg.MainPreStart, supCfg.MainPreStop, supCfg.MainPostStop = mp.PreStart, mp.PreStop, mp.PostStop
-		}
+		supCfg.Main = &main.Spec
+		supCfg.MainAfter = main.After
+		supCfg.MainPreStart, supCfg.MainPreStop, supCfg.MainPostStop = main.PreStart, main.PreStop, main.PostStop
 	}
-	if file != nil {
-		for _, j := range file.Jobs {
-			supCfg.Jobs = append(supCfg.Jobs, o.jobSpec(j))
-		}
-	}
+	supCfg.Jobs = o.jobs(file)
 	if err := b.coordinator(file, &supCfg, meta, getenv); err != nil { // singleton and once gates
 		return exitCodeOf(err, exitConfig), err
 	}
@@ -486,9 +476,9 @@ func (b *berth) onSecretChange(block string, action onchange.Action) {
 
 // setUnitEnvs gives every unit its environment: the resolved shared env, its own resolved variables, peers.
 func (b *berth) setUnitEnvs(resolved secrets.Env) {
-	peers := mapEnv(b.peerEnv())
+	peers := b.peerEnv()
 	for _, name := range b.sup.Units() {
-		_ = b.sup.SetEnv(name, mergeEnv(resolved.Shared, resolved.Units[name], peers))
+		_ = b.sup.SetEnv(name, unitEnv(resolved.Shared, resolved.Units[name], peers))
 	}
 }
 
@@ -550,7 +540,4 @@ func (e metricEvents) ProcessExited(job string, x supervisor.Exit, restarting bo
 	e.m.ProcessExited(job, x.Code, restarting)
 }
 
-type (
-	configFile    = config.File
-	configProcess = config.Process
-)
+type configFile = config.File
