@@ -208,6 +208,37 @@ job "two" {
 			t.Errorf("reload of an unchanged file restarted two")
 		}
 	})
+
+	t.Run("a changed env block applies; a new secret reference in it is refused", func(t *testing.T) {
+		envOut := filepath.Join(dir, "two.json")
+		withEnv := func(mode string) string {
+			return config("v2") + `
+job "three" {
+  type    = "service"
+  command = ` + hclList(app, "-exit-on", "TERM:0", "-env", "MODE", "-env-json", envOut) + `
+  env     = { MODE = "` + mode + `" }
+}
+`
+		}
+		writeFile(t, dir, "reload.hcl", withEnv("fast"))
+		if code, out, stderr := ctl(t, sock, "reload"); code != 0 {
+			t.Fatalf("reload: exit %d\n%s%s", code, out, stderr)
+		}
+		harness.WaitFile(t, envOut, `"MODE":"fast"`, 10*time.Second)
+		mid := status(t, sock)
+		writeFile(t, dir, "reload.hcl", withEnv("ssm:/prod/db"))
+		code, out, stderr := ctl(t, sock, "reload")
+		want := "job three: env MODE holds a secret reference, which is resolved at start only: restart berth to apply it"
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Fatalf("reload adding a reference: want exit 1 and %q, have %d\n%s%s", want, code, out, stderr)
+		}
+		if u := status(t, sock).unit(t, "three"); u.State != "running" || u.Pid != mid.unit(t, "three").Pid {
+			t.Errorf("three changed after a refused reload: %+v, was %+v", u, mid.unit(t, "three"))
+		}
+		if !strings.Contains(fileText(t, envOut), `"MODE":"fast"`) {
+			t.Errorf("three's environment changed: %s", fileText(t, envOut))
+		}
+	})
 	r.stop(t)
 }
 
