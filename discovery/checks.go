@@ -37,7 +37,8 @@ type check struct {
 	notes     string
 	interval  time.Duration
 	timeout   time.Duration
-	keepalive bool // berth's own always-passing TTL for a service without checks
+	keepalive bool          // berth's own always-passing TTL for a service without checks
+	rearm     chan struct{} // Restarted: run at once and begin a start window (capacity 1)
 
 	// guarded by Agent.mu
 	status, output      string
@@ -70,7 +71,7 @@ func newChecks(s *service, cfgs []CheckConfig) []*check {
 		}
 		d := c.WithDefaults()
 		ch := &check{svc: s, cfg: c, name: name, id: checkID(s.id, name), interval: d.Interval,
-			timeout: min(d.Timeout, d.Interval), status: d.InitialStatus}
+			timeout: min(d.Timeout, d.Interval), status: d.InitialStatus, rearm: make(chan struct{}, 1)}
 		switch k {
 		case "http":
 			ch.notes = "berth runs HTTP GET " + c.HTTP + " every " + ch.interval.String()
@@ -94,48 +95,102 @@ func kindOf(c CheckConfig) string {
 	return "exec"
 }
 
-// firstRetry is the first of the quick retries of a check that has not passed yet: an app that starts in
-// 300 ms is seen passing about 100 ms later, not one interval after berth started.
-const firstRetry = 100 * time.Millisecond
+// startStep and startWindow are the start schedule: until a check has passed, it runs again startStep after
+// the previous run ended (the interval when that is shorter), so an app is seen passing about startStep after
+// it is ready, however long it took to start. The step lasts startWindow from berth starting the check (or
+// from the application's restart, Restarted); past it, and from the first pass on, the check runs every
+// interval. One run is in flight at most: a slow or timing-out check spaces its own retries.
+//
+// Measured on the 2-core machine of bench/RESULTS.md, one failing run costs 9 µs of CPU for a TCP check,
+// 21 µs for an HTTP check (connection refused), 0.5–0.6 ms for an exec check of /bin/sh -c and 5.8 ms for
+// /bin/sh running curl: at 10 runs a second, 0.01 %, 0.02 %, 0.5 % and 6 % of one core. Five minutes is
+// ECS's longest container health check startPeriod: a start slower than that is not waiting on 100 ms.
+const (
+	startStep   = 100 * time.Millisecond
+	startWindow = 5 * time.Minute
+)
 
-// runCheck runs c at once and then every interval, and reports each result to its TTL check. Until it has
-// passed once, a failed run is retried sooner (100 ms doubling up to the interval), as deployments wait on the
-// first passing check.
+// schedule decides when a check runs next.
+type schedule struct {
+	interval time.Duration
+	since    time.Time // when the current start window began
+	passed   bool      // a run passed since then
+}
+
+// rearm begins a start window at now: the application was (re)started.
+func (s *schedule) rearm(now time.Time) { s.since, s.passed = now, false }
+
+// next is the wait after a run that ended at now; passing: the run passed and left the check passing.
+func (s *schedule) next(now time.Time, passing bool) time.Duration {
+	s.passed = s.passed || passing
+	if !s.passed && now.Sub(s.since) < startWindow {
+		return min(startStep, s.interval)
+	}
+	return s.interval
+}
+
+// runCheck runs c at once, then on its schedule (at the start step until it passes, then every interval),
+// and reports each result to its TTL check. A result is sent when the status changed (at once: a deployment
+// waits on the first pass) and at least once an interval otherwise, so the start step costs Consul nothing
+// while the status stays the same.
 func (a *Agent) runCheck(ctx context.Context, c *check) {
 	hc := a.checkHTTPClient()
 	t := time.NewTimer(0)
 	defer t.Stop()
-	quick, passed := firstRetry, false
+	sched := schedule{interval: c.interval}
+	sched.rearm(time.Now())
+	var sent string      // the status last reported
+	var sentAt time.Time // when
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.rearm:
+			t.Stop()
+			sched.rearm(time.Now())
 		}
-		next := c.interval
 		if c.keepalive {
 			a.report(ctx, c)
-		} else {
-			rctx, cancel := context.WithTimeout(ctx, c.timeout)
-			status, output := a.probe(rctx, hc, c)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			a.apply(c, status, output)
-			a.report(ctx, c)
-			if status == api.HealthPassing {
-				passed = true
-			} else if !passed && quick < c.interval {
-				next, quick = quick, 2*quick
-			}
+			t.Reset(c.interval)
+			continue
 		}
-		t.Reset(next)
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		raw, output := a.probe(rctx, hc, c)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		status := a.apply(c, raw, output)
+		if now := time.Now(); status != sent || now.Sub(sentAt) >= c.interval {
+			a.report(ctx, c)
+			sent, sentAt = status, now
+		}
+		t.Reset(sched.next(time.Now(), raw == api.HealthPassing && status == api.HealthPassing))
 	}
 }
 
-// apply folds one result into c's state, honouring success_before_passing and failures_before_critical.
-func (a *Agent) apply(c *check, status, output string) {
+// Restarted tells the agent that the application was started again (not its first start): each check runs
+// at once and then at the start step until it passes, as when berth started, so Consul sees the restart
+// and the task passing again about 100 ms after the application is ready. It does not block.
+func (a *Agent) Restarted() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.services {
+		for _, c := range s.checks {
+			if c.rearm != nil {
+				select {
+				case c.rearm <- struct{}{}:
+				default: // one pending is enough
+				}
+			}
+		}
+	}
+}
+
+// apply folds one result into c's state, honouring success_before_passing and failures_before_critical, and
+// returns the check's status after it.
+func (a *Agent) apply(c *check, status, output string) string {
 	a.mu.Lock()
 	c.output = output
 	changed := false
@@ -155,11 +210,13 @@ func (a *Agent) apply(c *check, status, output string) {
 	if changed {
 		c.updated = time.Now()
 	}
+	now := c.status
 	a.mu.Unlock()
 	if changed {
 		a.log.Info("check status changed", "service", c.svc.id, "check", c.name, "status", status, "output", firstLine(output))
 		a.notify(c)
 	}
+	return now
 }
 
 func (a *Agent) notify(c *check) {

@@ -383,6 +383,9 @@ func (a *Agent) registerAll(parent context.Context) error {
 			s.ever, s.registered, s.regErr = true, true, nil
 			a.mu.Unlock()
 			a.log.Info("registered in consul catalog", "service", s.name, "id", s.id, "address", s.address, "port", s.port)
+			for _, c := range s.checks {
+				a.catalogReport(parent, c) // writes only a status that changed meanwhile
+			}
 			continue
 		}
 		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
@@ -402,8 +405,19 @@ func (a *Agent) registerAll(parent context.Context) error {
 		}
 		a.mu.Lock()
 		s.registered, s.regErr = true, nil
+		var changed []*check
+		for i, c := range s.checks {
+			if c.status != reg.Checks[i].Status {
+				changed = append(changed, c)
+			}
+		}
 		a.mu.Unlock()
 		a.log.Info("registered in consul", "service", s.name, "id", s.id, "address", s.address, "port", s.port)
+		// A result that came while the registration was on its way skipped its TTL update (the registration
+		// was to carry it, and carried the status before): send it now, not an interval later.
+		for _, c := range changed {
+			a.report(parent, c)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,113 @@
+package discovery
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/berth-dev/berth/tests/harness"
+)
+
+// TestStartSchedule: until a check has passed it runs again startStep after each run, for startWindow from
+// the start or a restart; from its first pass on, and past the window, every interval.
+func TestStartSchedule(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	s := schedule{interval: 10 * time.Second}
+	s.rearm(t0)
+	steps := []struct {
+		at      time.Duration // after t0
+		passing bool
+		want    time.Duration
+	}{
+		{0, false, startStep},
+		{7 * time.Second, false, startStep}, // a slow start: the step does not grow
+		{startWindow - time.Millisecond, false, startStep},
+		{startWindow, false, 10 * time.Second}, // never healthy: back to the interval
+		{startWindow + time.Minute, false, 10 * time.Second},
+	}
+	for i, st := range steps {
+		if have := s.next(t0.Add(st.at), st.passing); have != st.want {
+			t.Fatalf("step %d (at %s, passing %v): want %s, have %s", i, st.at, st.passing, st.want, have)
+		}
+	}
+
+	// a restart begins a new window; the first pass ends it, a later failure does not bring it back
+	t1 := t0.Add(time.Hour)
+	s.rearm(t1)
+	for i, st := range []struct {
+		at      time.Duration
+		passing bool
+		want    time.Duration
+	}{
+		{0, false, startStep},
+		{2500 * time.Millisecond, true, 10 * time.Second},
+		{12 * time.Second, false, 10 * time.Second},
+	} {
+		if have := s.next(t1.Add(st.at), st.passing); have != st.want {
+			t.Fatalf("after the restart, step %d: want %s, have %s", i, st.want, have)
+		}
+	}
+
+	// an interval shorter than the step is the step
+	short := schedule{interval: 100 * time.Millisecond}
+	short.rearm(t0)
+	if have := short.next(t0, false); have != 100*time.Millisecond {
+		t.Fatalf("interval 100ms: want 100ms, have %s", have)
+	}
+}
+
+// TestStartStepConsul, against a real Consul: with a 10 s interval, a failing check runs about ten times a
+// second without a TTL update per run; the run after the app is healthy reports passing at once; after that
+// the check waits its interval; Restarted runs it at once and quickly again until it passes.
+func TestStartStepConsul(t *testing.T) {
+	c, ins := startConsul(t)
+	web := newApp(t)
+	web.healthy.Store(false)
+	a, cnt := newTestAgent(t, c.Addr, Config{Services: []ServiceConfig{{Name: "slow", ID: "slow-1", Port: 8080,
+		Checks: []CheckConfig{{HTTP: web.srv.URL + "/health", Interval: 10 * time.Second}}}}})
+	if err := a.Register(harness.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	mark := cnt.mark()
+	began := time.Now()
+	start(t, a.Run)
+	// 15 runs: 1.5 s at the 100 ms step; doubling from 100 ms would take 3.1 s for 6
+	eventually(t, 2500*time.Millisecond, func() string {
+		if n := web.hits.Load(); n < 15 {
+			return fmt.Sprintf("%d runs in %s, want 15", n, time.Since(began).Round(time.Millisecond))
+		}
+		return ""
+	})
+	if n := cnt.since(mark, "PUT /v1/agent/check/update/"); n > 1 {
+		t.Errorf("%d TTL updates while the status stayed critical, want at most 1 (requests: %s)", n, cnt.summary(mark))
+	}
+
+	ready := time.Now()
+	web.healthy.Store(true)
+	took := eventually(t, 2*time.Second, wantStatus(t, ins, "slow-1:http", api.HealthPassing))
+	t.Logf("healthy → passing in Consul: %s (step %s, polled every 50 ms)", took.Round(time.Millisecond), startStep)
+	if took > 600*time.Millisecond {
+		t.Errorf("passing %s after the app was healthy, want within about one step", time.Since(ready))
+	}
+	hits := web.hits.Load()
+	time.Sleep(time.Second) // the assertion is that nothing happens: ten steps' worth
+	if n := web.hits.Load() - hits; n > 1 {
+		t.Errorf("%d runs within a second after the first pass, want the 10 s interval", n)
+	}
+
+	// a restart of the application: at once, and quickly again until it passes
+	web.healthy.Store(false)
+	hits = web.hits.Load()
+	a.Restarted()
+	eventually(t, 2*time.Second, wantStatus(t, ins, "slow-1:http", api.HealthCritical))
+	eventually(t, 2500*time.Millisecond, func() string {
+		if n := web.hits.Load() - hits; n < 10 {
+			return fmt.Sprintf("%d runs after Restarted, want 10", n)
+		}
+		return ""
+	})
+	web.healthy.Store(true)
+	eventually(t, 2*time.Second, wantStatus(t, ins, "slow-1:http", api.HealthPassing))
+}
