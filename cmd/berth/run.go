@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -252,8 +253,8 @@ func (b *berth) buildSupervisor(file *configFile, getenv func(string) string, me
 		ExitCodeMap: o.exitCodeMap, Output: b.streamer, Prepare: b.prepare,
 		SignalScope: o.signalScope, ParentDeathSignal: o.pdeathsig,
 	}
-	if b.metrics != nil {
-		supCfg.Events = metricEvents{b.metrics}
+	if b.metrics != nil || b.disc != nil {
+		supCfg.Events = &procEvents{m: b.metrics, disc: b.disc}
 	}
 	if b.disc != nil {
 		// Shutdown step 1: traffic drains before the application hears anything.
@@ -532,12 +533,27 @@ func usageErr(format string, a ...any) error {
 	return &codedError{code: exitUsage, msg: fmt.Sprintf(format, a...)}
 }
 
-// metricEvents adapts telemetry.Metrics to the supervisor's Events.
-type metricEvents struct{ m *telemetry.Metrics }
+// procEvents hands the supervisor's process events to the metrics, and a restart of the main command to
+// discovery (its checks run at once and retry quickly until they pass again).
+type procEvents struct {
+	m          *telemetry.Metrics // nil without metrics
+	disc       *discovery.Agent   // nil without discovery
+	mainStarts atomic.Int64
+}
 
-func (e metricEvents) ProcessStarted(job string, _ int) { e.m.ProcessStarted(job) }
-func (e metricEvents) ProcessExited(job string, x supervisor.Exit, restarting bool) {
-	e.m.ProcessExited(job, x.Code, restarting)
+func (e *procEvents) ProcessStarted(job string, _ int) {
+	if e.m != nil {
+		e.m.ProcessStarted(job)
+	}
+	if e.disc != nil && job == supervisor.MainName && e.mainStarts.Add(1) > 1 {
+		e.disc.Restarted()
+	}
+}
+
+func (e *procEvents) ProcessExited(job string, x supervisor.Exit, restarting bool) {
+	if e.m != nil {
+		e.m.ProcessExited(job, x.Code, restarting)
+	}
 }
 
 type configFile = config.File
