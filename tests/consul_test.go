@@ -436,25 +436,122 @@ func TestConsulZeroConfigPeers(t *testing.T) {
 	}
 }
 
-// TestConsulFirstCheckAtOnce: with a 10s interval, an app that takes half a second to listen is passing in
-// Consul well before the first interval elapsed: the first check runs at once and, while it fails, is retried
-// from 100 ms up (issue 15: deployments wait on the first passing check).
+// TestConsulFirstCheckAtOnce: with a 10s interval, an app that takes 0.5 s or 2.5 s to listen is passing in
+// Consul within 400 ms of listening (issue 15: deployments wait on the first passing check). The check runs
+// at once and, until it passes, again 100 ms after each failed run, however long the start took. "Ready" is
+// the time the app itself wrote once its listener was up. The bound is generous for a loaded machine and
+// still fails the old schedule (100 ms doubling: runs at 0, 0.1, 0.3, 0.7, 1.5, 3.1 s, so an app ready at
+// 2.5 s was passing at 3.1 s).
 func TestConsulFirstCheckAtOnce(t *testing.T) {
 	c := harness.StartConsul(t)
 	app := harness.TestApp(t)
-	name := uniqueName(t, "quick")
+	harness.Berth(t) // built before the clock starts
+	const bound = 400 * time.Millisecond
+	for _, listenAfter := range []time.Duration{500 * time.Millisecond, 2500 * time.Millisecond} {
+		t.Run("ready after "+listenAfter.String(), func(t *testing.T) {
+			name := uniqueName(t, "quick")
+			port := harness.FreePort(t)
+			hostPort := "127.0.0.1:" + strconv.Itoa(port)
+			stamp := filepath.Join(t.TempDir(), "ready")
+			start := time.Now()
+			b := harness.RunBerth(t, harness.BerthOpts{Env: []string{"CONSUL_HTTP_ADDR=" + c.Addr},
+				Args: []string{"-control-socket", "off", "-service", name, "-port", strconv.Itoa(port),
+					"-check-http", "http://" + hostPort + "/health", "-check-interval", "10s", "--",
+					app, "-http", hostPort, "-listen-after", listenAfter.String(), "-ready-stamp", stamp}})
+			var passing time.Time
+			if !harness.Within(8*time.Second, func() bool { // polled every 10 ms
+				es, err := consulHealth(t, c.Addr, name)
+				passing = time.Now()
+				return err == nil && oneWithStatus("passing")(es)
+			}) {
+				t.Fatalf("not passing in Consul within 8 s (before the first 10s interval)\n%s", b.Stderr.String())
+			}
+			ns, err := strconv.ParseInt(strings.TrimSpace(harness.WaitFile(t, stamp, "\n", 5*time.Second)), 10, 64)
+			if err != nil {
+				t.Fatalf("the app's ready stamp: %v", err)
+			}
+			ready := time.Unix(0, ns)
+			late := passing.Sub(ready)
+			t.Logf("berth start → app listening %s, → passing in Consul %s: ready + %s (interval 10s)",
+				ready.Sub(start).Round(time.Millisecond), passing.Sub(start).Round(time.Millisecond), late.Round(time.Millisecond))
+			if late > bound {
+				t.Fatalf("passing in Consul %s after the app was listening, want within %s: while a check has not passed it should run again 100 ms after each failed run", late.Round(time.Millisecond), bound)
+			}
+		})
+	}
+}
+
+// waitStatusAt polls Consul every 10 ms until name's one instance has status, and returns when it was seen.
+func waitStatusAt(t *testing.T, addr, name, status string, timeout time.Duration, b *harness.BerthRun) time.Time {
+	t.Helper()
+	var seen time.Time
+	if !harness.Within(timeout, func() bool {
+		es, err := consulHealth(t, addr, name)
+		seen = time.Now()
+		return err == nil && oneWithStatus(status)(es)
+	}) {
+		t.Fatalf("consul: %s not %s within %s\n%s", name, status, timeout, b.Stderr.String())
+	}
+	return seen
+}
+
+// readyStamp waits for testapp's -ready-stamp file to hold a time other than prev, and returns it.
+func readyStamp(t *testing.T, path string, prev time.Time, timeout time.Duration) time.Time {
+	t.Helper()
+	var at time.Time
+	if !harness.Within(timeout, func() bool {
+		data, err := os.ReadFile(path)
+		ns, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		at = time.Unix(0, ns)
+		return err == nil && perr == nil && !at.Equal(prev)
+	}) {
+		t.Fatalf("no new ready stamp in %s within %s", path, timeout)
+	}
+	return at
+}
+
+// TestConsulFirstCheckAfterRestart: a restart of the main command (a secret's on_change = "restart") starts
+// the checks' start schedule again: Consul sees the instance critical while the new process is not yet
+// listening (on a 10s interval it would have stayed passing), and passing again within 400 ms of it
+// listening, 2 s after its start.
+func TestConsulFirstCheckAfterRestart(t *testing.T) {
+	c := harness.StartConsul(t)
+	app := harness.TestApp(t)
+	aws := secStartAWS(t)
+	aws.Secret(t, "restart/token", "one")
+	dir := t.TempDir()
+	name := uniqueName(t, "restarted")
 	port := harness.FreePort(t)
 	hostPort := "127.0.0.1:" + strconv.Itoa(port)
-	harness.Berth(t) // built before the clock starts
-	start := time.Now()
-	harness.RunBerth(t, harness.BerthOpts{Env: []string{"CONSUL_HTTP_ADDR=" + c.Addr},
-		Args: []string{"-control-socket", "off", "-service", name, "-port", strconv.Itoa(port),
-			"-check-http", "http://" + hostPort + "/health", "-check-interval", "10s", "--",
-			"sh", "-c", "sleep 0.5; exec " + app + " -http " + hostPort}})
-	waitConsul(t, c.Addr, name, 8*time.Second, "passing before the first 10s interval", oneWithStatus("passing"), nil)
-	took := time.Since(start)
-	if took > 5*time.Second {
-		t.Fatalf("start → passing took %s with a 10s interval: the first check should run at once and retry quickly", took)
+	stamp := filepath.Join(dir, "ready")
+	cfg := secWriteFile(t, filepath.Join(dir, "berth.hcl"), fmt.Sprintf(`
+secret "token" {
+  secretsmanager = "restart/token"
+  file           = %q
+  refresh        = "1s"
+  on_change      = "restart"
+}
+service %q {
+  port = %d
+  check { http = "http://%s/health", interval = "10s" }
+}
+`, filepath.Join(dir, "token"), name, port, hostPort))
+	b := secBerth(t, false, aws.env("", "CONSUL_HTTP_ADDR="+c.Addr), "run", "-config", cfg, "--",
+		app, "-http", hostPort, "-listen-after", "2s", "-ready-stamp", stamp)
+	waitStatusAt(t, c.Addr, name, "passing", 15*time.Second, b)
+	first := readyStamp(t, stamp, time.Time{}, 5*time.Second)
+
+	aws.PutSecret(t, "restart/token", "two")
+	critical := waitStatusAt(t, c.Addr, name, "critical", 10*time.Second, b)
+	ready := readyStamp(t, stamp, first, 10*time.Second)
+	if !critical.Before(ready) {
+		t.Fatalf("critical in Consul only at %s, after the restarted app was listening (%s)", critical, ready)
 	}
-	t.Logf("start → passing in Consul: %s (app listening after 0.5 s, interval 10 s)", took.Round(time.Millisecond))
+	passing := waitStatusAt(t, c.Addr, name, "passing", 5*time.Second, b)
+	late := passing.Sub(ready)
+	t.Logf("after the restart: critical in Consul %s before the new process listened, passing at ready + %s",
+		ready.Sub(critical).Round(time.Millisecond), late.Round(time.Millisecond))
+	if late > 400*time.Millisecond {
+		t.Fatalf("passing in Consul %s after the restarted app was listening, want within 400ms", late.Round(time.Millisecond))
+	}
 }

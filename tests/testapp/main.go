@@ -44,6 +44,8 @@ func main() {
 		spew       = flag.Int64("spew", 0, "write this many bytes to stdout as 100-byte lines, then exit (throughput benchmark)")
 		onTermGet  = flag.String("on-term-get", "", "on SIGTERM, GET this URL, write the body to -on-term-out, then exit with -code")
 		onTermOut  = flag.String("on-term-out", "", "file for -on-term-get's response body")
+		listenWait = flag.Duration("listen-after", 0, "with -http: wait this long before listening (an app that takes time to start)")
+		readyStamp = flag.String("ready-stamp", "", "with -http: write the time the listener is up (unix nanoseconds) to this file")
 	)
 	flag.Parse()
 	logf := func(format string, a ...any) {
@@ -144,12 +146,20 @@ func main() {
 			fmt.Fprintln(w, "ok")
 		})
 		mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { failing = true })
+		time.Sleep(*listenWait)
 		l, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testapp:", err)
 			os.Exit(2)
 		}
+		ready := time.Now()
 		go http.Serve(l, mux)
+		if *readyStamp != "" {
+			if err := os.WriteFile(*readyStamp, []byte(strconv.FormatInt(ready.UnixNano(), 10)+"\n"), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "testapp:", err)
+				os.Exit(2)
+			}
+		}
 	}
 	logf("ready pid=%d pgid=%d", os.Getpid(), syscall.Getpgrp())
 	var timeout <-chan time.Time
