@@ -101,18 +101,23 @@ func kindOf(c CheckConfig) string {
 // from the application's restart, Restarted); past it, and from the first pass on, the check runs every
 // interval. One run is in flight at most: a slow or timing-out check spaces its own retries.
 //
-// Measured on the 2-core machine of bench/RESULTS.md, one failing run costs 9 µs of CPU for a TCP check,
-// 21 µs for an HTTP check (connection refused), 0.5–0.6 ms for an exec check of /bin/sh -c and 5.8 ms for
-// /bin/sh running curl: at 10 runs a second, 0.01 %, 0.02 %, 0.5 % and 6 % of one core. Five minutes is
-// ECS's longest container health check startPeriod: a start slower than that is not waiting on 100 ms.
+// What a failing run costs (bench/checks.sh, BenchmarkProbeFailing; 2 cores, quiet and under a load of 5):
+// 9–21 µs of CPU for a TCP check, 21–60 µs for an HTTP check (connection refused), 0.5–1 ms for an exec check
+// of /bin/sh -c, 6–10 ms for /bin/sh running curl. At ten a second that is 0.01–0.06 % of a core for TCP and
+// HTTP, and up to 10 % for curl: on a quarter-vCPU task, 40 % of what the starting app has. So an exec check
+// also waits execSpread times its own run time (busy 5 % of the time at most): sh -c stays at 100 ms,
+// curl gets 120–200 ms. Five minutes is ECS's longest container health check startPeriod: a start slower
+// than that is not waiting on 100 ms.
 const (
 	startStep   = 100 * time.Millisecond
 	startWindow = 5 * time.Minute
+	execSpread  = 20
 )
 
 // schedule decides when a check runs next.
 type schedule struct {
 	interval time.Duration
+	exec     bool      // a process per run: spread by execSpread
 	since    time.Time // when the current start window began
 	passed   bool      // a run passed since then
 }
@@ -120,13 +125,18 @@ type schedule struct {
 // rearm begins a start window at now: the application was (re)started.
 func (s *schedule) rearm(now time.Time) { s.since, s.passed = now, false }
 
-// next is the wait after a run that ended at now; passing: the run passed and left the check passing.
-func (s *schedule) next(now time.Time, passing bool) time.Duration {
+// next is the wait after a run that took took and ended at now; passing: the run passed and left the check
+// passing.
+func (s *schedule) next(now time.Time, took time.Duration, passing bool) time.Duration {
 	s.passed = s.passed || passing
-	if !s.passed && now.Sub(s.since) < startWindow {
-		return min(startStep, s.interval)
+	if s.passed || now.Sub(s.since) >= startWindow {
+		return s.interval
 	}
-	return s.interval
+	step := startStep
+	if s.exec {
+		step = max(step, execSpread*took)
+	}
+	return min(step, s.interval)
 }
 
 // runCheck runs c at once, then on its schedule (at the start step until it passes, then every interval),
@@ -137,7 +147,7 @@ func (a *Agent) runCheck(ctx context.Context, c *check) {
 	hc := a.checkHTTPClient()
 	t := time.NewTimer(0)
 	defer t.Stop()
-	sched := schedule{interval: c.interval}
+	sched := schedule{interval: c.interval, exec: kindOf(c.cfg) == "exec" && !c.keepalive}
 	sched.rearm(time.Now())
 	var sent string      // the status last reported
 	var sentAt time.Time // when
@@ -155,8 +165,10 @@ func (a *Agent) runCheck(ctx context.Context, c *check) {
 			t.Reset(c.interval)
 			continue
 		}
+		began := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
 		raw, output := a.probe(rctx, hc, c)
+		took := time.Since(began)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -166,7 +178,7 @@ func (a *Agent) runCheck(ctx context.Context, c *check) {
 			a.report(ctx, c)
 			sent, sentAt = status, now
 		}
-		t.Reset(sched.next(time.Now(), raw == api.HealthPassing && status == api.HealthPassing))
+		t.Reset(sched.next(time.Now(), took, raw == api.HealthPassing && status == api.HealthPassing))
 	}
 }
 

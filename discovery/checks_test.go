@@ -1,7 +1,12 @@
 package discovery
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +33,7 @@ func TestStartSchedule(t *testing.T) {
 		{startWindow + time.Minute, false, 10 * time.Second},
 	}
 	for i, st := range steps {
-		if have := s.next(t0.Add(st.at), st.passing); have != st.want {
+		if have := s.next(t0.Add(st.at), time.Millisecond, st.passing); have != st.want {
 			t.Fatalf("step %d (at %s, passing %v): want %s, have %s", i, st.at, st.passing, st.want, have)
 		}
 	}
@@ -45,7 +50,7 @@ func TestStartSchedule(t *testing.T) {
 		{2500 * time.Millisecond, true, 10 * time.Second},
 		{12 * time.Second, false, 10 * time.Second},
 	} {
-		if have := s.next(t1.Add(st.at), st.passing); have != st.want {
+		if have := s.next(t1.Add(st.at), time.Millisecond, st.passing); have != st.want {
 			t.Fatalf("after the restart, step %d: want %s, have %s", i, st.want, have)
 		}
 	}
@@ -53,8 +58,30 @@ func TestStartSchedule(t *testing.T) {
 	// an interval shorter than the step is the step
 	short := schedule{interval: 100 * time.Millisecond}
 	short.rearm(t0)
-	if have := short.next(t0, false); have != 100*time.Millisecond {
+	if have := short.next(t0, time.Millisecond, false); have != 100*time.Millisecond {
 		t.Fatalf("interval 100ms: want 100ms, have %s", have)
+	}
+
+	// an exec check waits 20× its own run time when that is longer than the step, up to the interval; a
+	// slow HTTP run does not stretch the step
+	ex := schedule{interval: 10 * time.Second, exec: true}
+	ex.rearm(t0)
+	for _, st := range []struct{ took, want time.Duration }{
+		{time.Millisecond, startStep},
+		{8 * time.Millisecond, 160 * time.Millisecond},
+		{2 * time.Second, 10 * time.Second},
+	} {
+		if have := ex.next(t0, st.took, false); have != st.want {
+			t.Fatalf("exec run of %s: want %s, have %s", st.took, st.want, have)
+		}
+	}
+	if have := s.next(t1.Add(time.Minute), 2*time.Second, false); have != 10*time.Second {
+		t.Fatalf("passed: want the interval, have %s", have)
+	}
+	web := schedule{interval: 10 * time.Second}
+	web.rearm(t0)
+	if have := web.next(t0, 2*time.Second, false); have != startStep {
+		t.Fatalf("http run of 2s: want %s, have %s", startStep, have)
 	}
 }
 
@@ -110,4 +137,56 @@ func TestStartStepConsul(t *testing.T) {
 	})
 	web.healthy.Store(true)
 	eventually(t, 2*time.Second, wantStatus(t, ins, "slow-1:http", api.HealthPassing))
+}
+
+// BenchmarkProbeFailing is what one run of a check that is not passing yet costs berth (bench/checks.sh):
+// the start step runs it about ten times a second. cpu-µs/op counts berth's CPU and its exec children's
+// (getrusage), as wall time would also count the wait for a child.
+func BenchmarkProbeFailing(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	refused := l.Addr().String()
+	l.Close()
+	for _, bc := range []struct {
+		name string
+		cfg  CheckConfig
+	}{
+		{"tcp refused", CheckConfig{TCP: refused}},
+		{"http refused", CheckConfig{HTTP: "http://" + refused + "/health"}},
+		{"exec sh -c 'exit 2'", CheckConfig{Exec: []string{"/bin/sh", "-c", "exit 2"}}},
+		{"exec sh -c 'curl -fs URL' refused", CheckConfig{Exec: []string{"/bin/sh", "-c", "curl -fs http://" + refused + "/health"}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if len(bc.cfg.Exec) > 0 && strings.Contains(bc.cfg.Exec[2], "curl") {
+				if _, err := exec.LookPath("curl"); err != nil {
+					b.Skip("no curl")
+				}
+			}
+			a, err := New(Config{Exec: osExec, Services: []ServiceConfig{{Name: "b", Port: 1, Checks: []CheckConfig{bc.cfg}}}}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := newChecks(&service{id: "b"}, []CheckConfig{bc.cfg})[0]
+			hc := a.checkHTTPClient()
+			ctx := context.Background()
+			before := cpuTime()
+			b.ResetTimer()
+			for b.Loop() {
+				if status, out := a.probe(ctx, hc, c); status == api.HealthPassing {
+					b.Fatalf("want a failing run, have %s: %s", status, out)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-before).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// cpuTime is this process's CPU time plus its waited-for children's.
+func cpuTime() time.Duration {
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	return time.Duration(self.Utime.Nano() + self.Stime.Nano() + kids.Utime.Nano() + kids.Stime.Nano())
 }

@@ -49,12 +49,12 @@
 // Checks (CheckConfig, `check {}`): http (GET, 2xx/3xx passing, redirects not followed), tcp (connect), exec
 // (through Config.Exec; exit 0 passing, 1 warning, other critical); interval (default 10s), timeout (default
 // 5s, at most interval), initial_status (default critical), success_before_passing, failures_before_critical
-// (both default 1). A check runs at once; until it has passed, again 100ms after each failed run (for 5
-// minutes from the start, or from Agent.Restarted after a restart of the application), then every interval.
-// Each check is a Consul TTL check with TTL = 3 × interval; berth sends a changed status at once and the
-// result (status and output as the note) at least once per interval — that update is also the liveness
-// probe of the registration: a 404 "unknown check" means the agent lost it, and berth re-registers at once,
-// so within one interval.
+// (both default 1). A check runs at once; until it has passed, again 100ms after each failed run (exec: at
+// least 20 times its run time after), for 5 minutes from the start or from Agent.Restarted after a restart
+// of the application, then every interval. Each check is a Consul TTL check with TTL = 3 × interval;
+// berth sends a changed status at once and the result (status and output as the note) at least once per
+// interval — that update is also the liveness probe of the registration: a 404 "unknown check" means the
+// agent lost it, and berth re-registers at once, so within one interval.
 // A service without checks gets one TTL check named "berth" that berth keeps passing every 10s: without it a
 // SIGKILLed or OOM-killed task would stay registered forever; with it Consul removes the service
 // deregister_critical_after after berth stopped refreshing it.
