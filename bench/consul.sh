@@ -4,7 +4,9 @@
 #     (the test side polls the catalog every 2 ms; berth itself never polls);
 #   - SIGTERM → exit: until berth has exited (app exits at once on TERM; no drain_delay);
 #   - Consul HTTP requests per task-minute at steady state: one service with one HTTP check and one peers
-#     watch, counted by a reverse proxy between berth and the agent.
+#     watch, counted by a reverse proxy between berth and the agent;
+#   - first check: from the app listening (the time testapp -ready-stamp wrote) until Consul shows the
+#     instance passing, for apps that listen 0.5, 2.5 and 7 s after they start, with a 10 s interval.
 # Usage: bench/consul.sh [N runs, default 15]. Needs bin/berth and .tools/bin/consul (make build tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +18,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 CGO_ENABLED=0 go build -o "$tmp/testapp" ./tests/testapp
 
-python3 - "$BERTH" "$CONSUL" "$tmp/testapp" "$RUNS" <<'PY'
+python3 - "$BERTH" "$CONSUL" "$tmp/testapp" "$RUNS" "$tmp" <<'PY'
 import http.client, http.server, json, os, signal, socket, statistics, subprocess, sys, threading, time, urllib.request
 
-berth, consul, testapp, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+berth, consul, testapp, runs, tmp = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 procs = []
 
 sys.dont_write_bytecode = True; sys.path.insert(0, "bench")
@@ -89,12 +91,12 @@ try:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     proxy = f"127.0.0.1:{srv.server_address[1]}"
 
-    def start(name, interval, via=addr, extra=()):
+    def start(name, interval, via=addr, extra=(), app_extra=()):
         p, = freeports(1)  # the previous app has exited or still holds its own port
         env = dict(os.environ, CONSUL_HTTP_ADDR=via)
         b = subprocess.Popen([berth, "-control-socket", "off", "-log-level", "warn", "-service", name, "-port", str(p),
             "-check-http", f"http://127.0.0.1:{p}/health", "-check-interval", interval, *extra, "--",
-            testapp, "-http", f"127.0.0.1:{p}", "-exit-on", "TERM:0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            testapp, "-http", f"127.0.0.1:{p}", "-exit-on", "TERM:0", *app_extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(b)
         return b
 
@@ -155,6 +157,34 @@ try:
         total += at10
         print(f"| {kind} | {n} | {per_min:.1f} | {at10:.1f} |")
     print(f"| **total** | | | **{total:.1f}** |")
+    print()
+
+    # 3. first check: app listening → passing in Consul (the test side polls every 5 ms)
+    b.send_signal(signal.SIGTERM); b.wait()
+    first_runs = max(3, runs // 3)
+    first = {}
+    for after in (0.5, 2.5, 7.0):
+        for i in range(first_runs):
+            name, stamp = f"first{after:g}-{i}".replace(".", "_"), os.path.join(tmp, "ready")
+            b = start(name, "10s", app_extra=("-listen-after", f"{after:g}s", "-ready-stamp", stamp))
+            end = time.time() + 30
+            while time.time() < end:
+                if passing(name):
+                    seen = time.time_ns(); break
+                time.sleep(0.005)
+            else:
+                raise SystemExit(f"bench/consul.sh: {name} not passing within 30s")
+            wait(lambda: os.path.getsize(stamp) > 0, 5, f"{name}'s ready stamp")  # written just after listen
+            with open(stamp) as f:
+                ready = int(f.read())
+            os.remove(stamp)
+            first.setdefault(after, []).append((seen - ready) / 1e6)
+            b.send_signal(signal.SIGTERM); b.wait()
+    print(f"First check, 10 s interval: from the app listening (the time it wrote itself) until Consul shows the instance passing; {first_runs} runs each.\n")
+    print("| app listening after | ready → passing, median ms | min ms | max ms |")
+    print("|---|---|---|---|")
+    for after, ms in first.items():
+        print(f"| {after:g} s | {statistics.median(ms):.0f} | {min(ms):.0f} | {max(ms):.0f} |")
     print()
 finally:
     cleanup()

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bench/secrets.sh
 bench/stream.sh
 bench/consul.sh
+bench/checks.sh
 bench/ssmpath.sh
