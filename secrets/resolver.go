@@ -16,13 +16,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Defaults of Config.
+// Defaults and bounds of Config.
 const (
 	DefaultTimeout     = 30 * time.Second
 	DefaultConcurrency = 8
+	// MaxConcurrency bounds Concurrency (secrets.concurrency).
+	MaxConcurrency = 1000
 )
 
-// Config configures a Resolver.
+// Config configures a Resolver. The config file's top-level secrets block gives Timeout, Jitter, Concurrency
+// and SkipEnv (config decodes it into a Config); its secret blocks give Blocks.
 type Config struct {
 	// Timeout is secrets.timeout: the total budget of one resolution, retries included (default 30s). Past it
 	// the resolution fails with exit code 69 — unless every answer since is throttling, which is retried until
@@ -145,18 +148,24 @@ type RefStatus struct {
 	Fetched time.Time `json:"fetched"`
 }
 
+// WithDefaults is c with DefaultTimeout and DefaultConcurrency where they are 0.
+func (c Config) WithDefaults() Config {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	return c
+}
+
 // New checks cfg and returns a Resolver. It does not touch AWS: clients are created on the first resolution
 // that needs one. Errors are *Error with code 78.
 func New(cfg Config, log hclog.Logger) (*Resolver, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
+	cfg = cfg.WithDefaults()
 	switch {
 	case cfg.Timeout < 0:
 		return nil, &Error{Code: ExitConfig, Err: errors.New("secrets.timeout must be positive")}
@@ -164,6 +173,8 @@ func New(cfg Config, log hclog.Logger) (*Resolver, error) {
 		return nil, &Error{Code: ExitConfig, Err: errors.New("secrets.jitter must not be negative")}
 	case cfg.Concurrency < 0:
 		return nil, &Error{Code: ExitConfig, Err: errors.New("secrets concurrency must be positive")}
+	case cfg.Concurrency > MaxConcurrency:
+		return nil, &Error{Code: ExitConfig, Err: fmt.Errorf("secrets concurrency must be at most %d", MaxConcurrency)}
 	}
 	seen := map[string]bool{}
 	for _, b := range cfg.Blocks {

@@ -30,3 +30,17 @@ func TestReloadedUnit(t *testing.T) {
 		}
 	}
 }
+
+// New takes the secrets block's rules as config does: zero is the default, the pool is 1 to MaxConcurrency.
+func TestNewOptions(t *testing.T) {
+	r := mustNew(t, Config{}, nil)
+	if r.cfg.Timeout != DefaultTimeout || r.cfg.Concurrency != DefaultConcurrency || r.cfg.Jitter != 0 {
+		t.Errorf("defaults: timeout %s, concurrency %d, jitter %s", r.cfg.Timeout, r.cfg.Concurrency, r.cfg.Jitter)
+	}
+	mustNew(t, Config{Concurrency: MaxConcurrency}, nil)
+	for _, cfg := range []Config{{Timeout: -1}, {Jitter: -1}, {Concurrency: -1}, {Concurrency: MaxConcurrency + 1}} {
+		if _, err := New(cfg, nil); exitCode(err) != ExitConfig {
+			t.Errorf("%+v: want a config error (78), have %v", cfg, err)
+		}
+	}
+}

@@ -49,6 +49,8 @@ type MetricsConfig struct {
 	// Prometheus is the listen address of /metrics and /status (telemetry.prometheus, -prometheus), e.g.
 	// "127.0.0.1:9102"; empty means off. NewMetrics listens, so a busy port fails early.
 	Prometheus string
+	// Tags are telemetry.tags: global tags added to those of DD_TAGS (after them, split as DD_TAGS is).
+	Tags []string
 	// Env looks up environment variables (os.Getenv in production; tests inject). Only DD_* variables are
 	// read. nil means os.Getenv.
 	Env func(string) string
@@ -100,6 +102,32 @@ type Metrics struct {
 	closeErr  error
 }
 
+// withTags is env with tags appended to DD_TAGS: one place where global tags come from.
+func withTags(env func(string) string, tags []string) func(string) string {
+	if len(tags) == 0 {
+		return env
+	}
+	joined := strings.Join(tags, ",")
+	return func(k string) string {
+		if k == "DD_TAGS" {
+			if v := env(k); v != "" {
+				return v + "," + joined
+			}
+			return joined
+		}
+		return env(k)
+	}
+}
+
+// CheckListenAddr checks a Prometheus listen address (telemetry.prometheus) the way NewMetrics will use it:
+// HOST:PORT, such as "127.0.0.1:9102".
+func CheckListenAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not a listen address such as \"127.0.0.1:9102\"", addr)
+	}
+	return nil
+}
+
 // NewMetrics resolves the DogStatsD address and global tags, builds the Prometheus registry and opens the
 // Prometheus listener. Close (or Run returning) releases them.
 func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
@@ -127,7 +155,7 @@ func NewMetrics(cfg MetricsConfig, log hclog.Logger) (*Metrics, error) {
 			log.Warn("ECS task metadata unavailable; metrics go without ECS tags", "error", err)
 		}
 	}
-	m.tags = GlobalTags(cfg.Env, task)
+	m.tags = GlobalTags(withTags(cfg.Env, cfg.Tags), task)
 
 	m.reg = newPromRegistry()
 	m.starts = newPromFamily(promName(MetricProcessStarts), "Processes started, by job.", promCounter, "job")

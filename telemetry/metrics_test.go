@@ -116,6 +116,7 @@ func TestDogStatsDUDP(t *testing.T) {
 			"DD_ENV": "staging", "DD_SERVICE": "shop", "DD_VERSION": "1.2.3", "DD_TAGS": "team:core, tier:web",
 			"DB_PASSWORD": "never-a-tag",
 		}),
+		Tags:        []string{"owner:payments"}, // telemetry.tags, after DD_TAGS's
 		MetadataURI: harness.ServeECSMetadata(t),
 	}, nil)
 	if err != nil {
@@ -138,7 +139,7 @@ func TestDogStatsDUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	global := []string{"env:staging", "service:shop", "version:1.2.3", "team:core", "tier:web",
+	global := []string{"env:staging", "service:shop", "version:1.2.3", "team:core", "tier:web", "owner:payments",
 		"ecs_cluster:prod", "task_family:app", "task_version:42", "container_name:app"}
 	tests := []struct {
 		name string

@@ -34,10 +34,19 @@ const (
 	MaxMaxLine = 1 << 30
 )
 
-// StreamConfig configures how the output of supervised processes reaches berth's stdout and stderr.
+// The formats of StreamConfig.Format (logs.format).
+const (
+	OutputRaw  = "raw"
+	OutputJSON = "json"
+)
+
+// StreamConfig configures how the output of supervised processes reaches berth's stdout and stderr. The
+// config file's logs block gives Format, Prefix and MaxLine (config decodes it into a StreamConfig); the
+// writers, Redact and Fields are the caller's.
 type StreamConfig struct {
-	// Format is "raw" (the bytes as written) or "json" (one {"timestamp","level","job","stream","message"}
-	// object per line, the schema of berth's own JSON log). Empty means "raw". Set by logs.format.
+	// Format is OutputRaw (the bytes as written) or OutputJSON (one
+	// {"timestamp","level","job","stream","message"} object per line, the schema of berth's own JSON log).
+	// Empty means raw. Set by logs.format.
 	Format string
 	// Prefix writes "JOB | " before every line in raw mode (and is ignored in json mode, where the job is a
 	// field). Set by logs.prefix.
@@ -101,21 +110,30 @@ func newStreamState() *streamState {
 	return &streamState{in: make([]byte, 0, readSize), sample: sampler{next: 1 << 10}}
 }
 
+// WithDefaults is c with Format OutputRaw where it is empty and MaxLine DefaultMaxLine where it is 0.
+func (c StreamConfig) WithDefaults() StreamConfig {
+	if c.Format == "" {
+		c.Format = OutputRaw
+	}
+	if c.MaxLine == 0 {
+		c.MaxLine = DefaultMaxLine
+	}
+	return c
+}
+
 // NewStreamer validates cfg and returns a Streamer. An unknown format is an error naming the value.
 func NewStreamer(cfg StreamConfig, log hclog.Logger) (*Streamer, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	cfg = cfg.WithDefaults()
 	s := &Streamer{log: log, prefix: cfg.Prefix, redact: cfg.Redact, maxLine: cfg.MaxLine, fields: cfg.Fields}
-	switch {
-	case cfg.MaxLine < 0:
+	if cfg.MaxLine < 0 {
 		return nil, fmt.Errorf("logs max_line %d: want a positive number of bytes", cfg.MaxLine)
-	case cfg.MaxLine == 0:
-		s.maxLine = DefaultMaxLine
 	}
 	switch cfg.Format {
-	case "", "raw":
-	case "json":
+	case OutputRaw:
+	case OutputJSON:
 		s.json = true
 	default:
 		return nil, fmt.Errorf("logs format %q: want raw or json", cfg.Format)
