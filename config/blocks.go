@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,8 +112,8 @@ func (d *decoder) file(body hcl.Body) *File {
 	if b, ok := d.boolean(a, "pristine"); ok {
 		f.Pristine = &b
 	}
-	f.SecretsOptions = SecretsOptions{Timeout: secrets.DefaultTimeout, Concurrency: secrets.DefaultConcurrency}
-	f.Logs = Logs{Format: "raw"}
+	f.SecretsOptions = secrets.Config{}.WithDefaults()
+	f.Logs = telemetry.StreamConfig{}.WithDefaults()
 
 	first := map[string]*hcl.Block{}  // singleton blocks
 	labels := map[string]*hcl.Block{} // "job\x00name"
@@ -481,21 +480,17 @@ func (d *decoder) once(a hcl.Attributes, j supervisor.JobSpec) *discovery.OnceCo
 	return oc
 }
 
-func (d *decoder) secretsOptions(b *hcl.Block) SecretsOptions {
+// secretsOptions decodes the top-level secrets block into the resolver's own Config (its timeouts and pool;
+// the secret blocks go in separately).
+func (d *decoder) secretsOptions(b *hcl.Block) secrets.Config {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("timeout", "jitter", "concurrency", "skip_env")})
 	a := c.Attributes
-	o := SecretsOptions{Timeout: secrets.DefaultTimeout, Concurrency: secrets.DefaultConcurrency}
-	if t, ok := d.positive(a, "timeout"); ok {
-		o.Timeout = t
-	}
-	if t, ok := d.duration(a, "jitter"); ok {
-		o.Jitter = t
-	}
-	if n, ok := d.integer(a, "concurrency", 1, 1000); ok {
-		o.Concurrency = n
-	}
+	var o secrets.Config
+	o.Timeout, _ = d.positive(a, "timeout")
+	o.Jitter, _ = d.duration(a, "jitter")
+	o.Concurrency, _ = d.integer(a, "concurrency", 1, secrets.MaxConcurrency)
 	o.SkipEnv = d.strings(a, "skip_env")
-	return o
+	return o.WithDefaults()
 }
 
 // secret decodes a secret block. What a secret block may hold is secrets.Block.Validate's to say; the
@@ -716,14 +711,15 @@ func (d *decoder) checkDiscovery(f *File) {
 	d.check(dc.Validate())
 }
 
-func (d *decoder) telemetry(b *hcl.Block) Telemetry {
+// telemetry decodes the telemetry block into the metrics' own MetricsConfig (its sinks and tags).
+func (d *decoder) telemetry(b *hcl.Block) telemetry.MetricsConfig {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("dogstatsd", "prometheus", "tags")})
 	a := c.Attributes
-	t := Telemetry{}
+	var t telemetry.MetricsConfig
 	t.DogStatsD = d.nonEmpty(a, "dogstatsd")
 	if p, ok := d.str(a, "prometheus"); ok {
-		if _, _, err := net.SplitHostPort(p); err != nil {
-			d.errf(a["prometheus"].Expr.Range(), "prometheus: %q is not a listen address such as \"127.0.0.1:9102\"", p)
+		if err := telemetry.CheckListenAddr(p); err != nil {
+			d.errf(a["prometheus"].Expr.Range(), "prometheus: %s", err)
 		}
 		t.Prometheus = p
 	}
@@ -731,10 +727,13 @@ func (d *decoder) telemetry(b *hcl.Block) Telemetry {
 	return t
 }
 
-func (d *decoder) logs(b *hcl.Block) Logs {
+// logs decodes the logs block into the output streamer's own StreamConfig (format, prefix, max_line).
+func (d *decoder) logs(b *hcl.Block) telemetry.StreamConfig {
 	c := d.content(b.Body, &hcl.BodySchema{Attributes: attrs("format", "prefix", "max_line")})
-	l := Logs{Format: d.oneOf(c.Attributes, "format", "raw", "raw", "json")}
-	l.Prefix, _ = d.boolean(c.Attributes, "prefix")
-	l.MaxLine, _ = d.integer(c.Attributes, "max_line", telemetry.MinMaxLine, telemetry.MaxMaxLine)
-	return l
+	a := c.Attributes
+	var l telemetry.StreamConfig
+	l.Format = d.oneOf(a, "format", "", telemetry.OutputRaw, telemetry.OutputJSON)
+	l.Prefix, _ = d.boolean(a, "prefix")
+	l.MaxLine, _ = d.integer(a, "max_line", telemetry.MinMaxLine, telemetry.MaxMaxLine)
+	return l.WithDefaults()
 }

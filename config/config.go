@@ -7,6 +7,7 @@ import (
 	"github.com/berth-dev/berth/discovery"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
+	"github.com/berth-dev/berth/telemetry"
 )
 
 // The defaults and bounds of every block are those of the package that owns it (supervisor, secrets,
@@ -71,50 +72,25 @@ type File struct {
 	// Secrets are the secret blocks in file order, defaults filled in. UID and GID are -1 unless the block
 	// sets user (cmd/berth then gives the file to the main command's user).
 	Secrets []secrets.Block
-	// SecretsOptions is the secrets block, with defaults filled in.
-	SecretsOptions SecretsOptions
+	// SecretsOptions is the secrets block as the resolver takes it: Timeout, Jitter, Concurrency (defaults
+	// filled in: secrets.Config.WithDefaults) and SkipEnv. The secret blocks are Secrets; cmd/berth adds
+	// them, the -no-resolve names and the rest of the resolver's wiring.
+	SecretsOptions secrets.Config
 	// Services are the service blocks in file order, defaults filled in.
 	Services []discovery.ServiceConfig
 	// Peers are the peers blocks in file order, defaults filled in.
 	Peers []discovery.PeersConfig
 	// Consul is the consul block, defaults filled in; nil when the file has none.
 	Consul *discovery.ConsulConfig
-	// Telemetry is the telemetry block (zero when absent).
-	Telemetry Telemetry
-	// Logs is the logs block, with defaults filled in.
-	Logs Logs
+	// Telemetry is the telemetry block as the metrics take it: DogStatsD, Prometheus and Tags, "" and nil
+	// when not set (zero when the block is absent). cmd/berth merges Prometheus with -prometheus and adds
+	// the rest of the wiring.
+	Telemetry telemetry.MetricsConfig
+	// Logs is the logs block as the output streamer takes it: Format, Prefix and MaxLine, defaults filled in
+	// (telemetry.StreamConfig.WithDefaults). cmd/berth adds the writers, Redact and Fields.
+	Logs telemetry.StreamConfig
 
 	// Positions holds "file:line:col" of the blocks other packages own, by the name messages give them:
 	// `job "migrate"`, `main`, `secret "db"`, `service "app"`, `peers "cluster"`, `consul`.
 	Positions map[string]string
-}
-
-// SecretsOptions is the top-level secrets block.
-type SecretsOptions struct {
-	// Timeout bounds retries of transient errors (default 30s).
-	Timeout time.Duration
-	// Jitter is the largest random delay before the first fetch at start-up (default 0).
-	Jitter time.Duration
-	// Concurrency is the number of fetches in flight (default 8).
-	Concurrency int
-	// SkipEnv names environment variables never resolved even when they look like references.
-	SkipEnv []string
-}
-
-// Telemetry is the telemetry block.
-type Telemetry struct {
-	DogStatsD  string
-	Prometheus string
-	Tags       []string
-}
-
-// Logs is the logs block.
-type Logs struct {
-	// Format is "raw" (default) or "json".
-	Format string
-	// Prefix puts the job name before each line.
-	Prefix bool
-	// MaxLine is the most bytes of one line berth holds before it writes them out (logs.max_line); 0 when
-	// not set (the default of telemetry.StreamConfig.MaxLine applies, 1 MiB).
-	MaxLine int
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/onchange"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/supervisor"
+	"github.com/berth-dev/berth/telemetry"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -90,7 +91,7 @@ func TestSpecExample(t *testing.T) {
 				Mode: 0o400, UID: -1, GID: -1,
 			},
 		},
-		SecretsOptions: config.SecretsOptions{Timeout: 30 * time.Second, Concurrency: 8},
+		SecretsOptions: secrets.Config{Timeout: 30 * time.Second, Concurrency: 8},
 		Services: []discovery.ServiceConfig{{
 			Name: "app", Port: 8080, Address: "auto", Tags: []string{"v1"},
 			DeregisterCriticalAfter: time.Minute,
@@ -104,8 +105,8 @@ func TestSpecExample(t *testing.T) {
 			Name: "cluster", Service: "app-hz", PassingOnly: ptr(true), Min: 1, Wait: 30 * time.Second,
 			Env: "HZ_MEMBERS",
 		}},
-		Telemetry: config.Telemetry{Prometheus: "127.0.0.1:9102"},
-		Logs:      config.Logs{Format: "raw"},
+		Telemetry: telemetry.MetricsConfig{Prometheus: "127.0.0.1:9102"},
+		Logs:      telemetry.StreamConfig{Format: "raw", MaxLine: 1 << 20},
 	}
 	for _, tc := range []struct {
 		file, from, to string
@@ -567,8 +568,8 @@ pdeathsig      = "term"
 		ControlSocket: "/run/berth.sock", Redact: ptr(false),
 		ExitCodeMap: map[int]int{143: 0, 130: 0, 1: 2}, Pristine: ptr(true),
 		SignalScope: supervisor.SignalChild, ParentDeathSignal: syscall.SIGTERM,
-		SecretsOptions: config.SecretsOptions{Timeout: 30 * time.Second, Concurrency: 8},
-		Logs:           config.Logs{Format: "raw"},
+		SecretsOptions: secrets.Config{Timeout: 30 * time.Second, Concurrency: 8},
+		Logs:           telemetry.StreamConfig{Format: "raw", MaxLine: 1 << 20},
 	}
 	if diff := cmp.Diff(want, f); diff != "" {
 		t.Errorf("-want +have:\n%s", diff)

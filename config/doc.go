@@ -3,7 +3,9 @@
 // by their WithDefaults and checked by their Validate: main and job blocks as supervisor.JobSpec (checked
 // together by supervisor.ValidateGraph, their singleton and once as discovery's LockConfig and OnceConfig),
 // service, check, peers and consul as discovery's ServiceConfig, CheckConfig, PeersConfig and ConsulConfig,
-// secret blocks as secrets.Block, hooks as supervisor.Hook, on_change as onchange.Action. This package
+// secret blocks as secrets.Block, the secrets block as secrets.Config, the telemetry block as
+// telemetry.MetricsConfig, the logs block as telemetry.StreamConfig, hooks as supervisor.Hook, on_change as
+// onchange.Action (of the package configs, only the fields a file sets: cmd/berth wires the rest). This package
 // decodes (types, positions, env() and secret()) and puts file:line:col in front of what those Validates
 // report (field.Error names the key); it never checks those blocks a second time, so `validate` and `run`
 // accept and refuse the same files. cmd/berth merges the top-level keys with flags and BERTH_* variables,

@@ -215,7 +215,7 @@ func TestLogsMaxLine(t *testing.T) {
 	if f.Logs.MaxLine != 64<<10 || f.Logs.Format != "raw" {
 		t.Fatalf("logs %+v", f.Logs)
 	}
-	if f, err = config.Parse([]byte("logs {\n  prefix = true\n}\n"), "l.hcl", config.Funcs{}); err != nil || f.Logs.MaxLine != 0 {
+	if f, err = config.Parse([]byte("logs {\n  prefix = true\n}\n"), "l.hcl", config.Funcs{}); err != nil || f.Logs.MaxLine != 1<<20 {
 		t.Fatalf("max_line left out: %+v, %v", f.Logs, err)
 	}
 	for _, bad := range []string{"10", "1.5", "\"1MiB\"", "2147483648"} {

@@ -103,7 +103,7 @@ func assemble(f *runFlags, command []string, stdio Stdio, env LookupEnv, environ
 	var meta *ecsmeta.Cache // one fetch of the ECS task metadata for discovery, telemetry and secrets
 	if metadataURI != "" {
 		meta = &ecsmeta.Cache{Client: ecsmeta.Client{URI: metadataURI}}
-		if strings.EqualFold(o.logFormat, "json") || (file != nil && file.Logs.Format == "json") {
+		if strings.EqualFold(o.logFormat, "json") || (file != nil && file.Logs.Format == telemetry.OutputJSON) {
 			go ecsLogFields(meta, b.fields, b.log)
 		}
 	}
@@ -149,13 +149,13 @@ func ecsLogFields(meta *ecsmeta.Cache, fields *telemetry.LogFields, log hclog.Lo
 
 // buildStreamer: every process's output, line by line, redacted (logs block).
 func (b *berth) buildStreamer(file *configFile) (int, error) {
-	logsFormat, prefix, maxLine := "raw", false, 0
+	var sc telemetry.StreamConfig
 	if file != nil {
-		logsFormat, prefix, maxLine = file.Logs.Format, file.Logs.Prefix, file.Logs.MaxLine
+		sc = file.Logs
 	}
+	sc.Redact, sc.Stdout, sc.Stderr, sc.Fields = b.opts.redact, b.stdio.Out, b.stdio.Err, b.fields
 	var err error
-	if b.streamer, err = telemetry.NewStreamer(telemetry.StreamConfig{Format: logsFormat, Prefix: prefix, Redact: b.opts.redact,
-		Stdout: b.stdio.Out, Stderr: b.stdio.Err, MaxLine: maxLine, Fields: b.fields}, b.log.Named("output")); err != nil {
+	if b.streamer, err = telemetry.NewStreamer(sc, b.log.Named("output")); err != nil {
 		return exitConfig, err
 	}
 	return 0, nil
@@ -163,25 +163,11 @@ func (b *berth) buildStreamer(file *configFile) (int, error) {
 
 // buildMetrics: only when asked for (DogStatsD env or config, Prometheus address).
 func (b *berth) buildMetrics(file *configFile, getenv func(string) string, meta *ecsmeta.Cache, cleanup *[]func()) (int, error) {
-	var dogstatsd string
+	var mc telemetry.MetricsConfig
 	if file != nil {
-		dogstatsd = file.Telemetry.DogStatsD
+		mc = file.Telemetry
 	}
-	metricsEnv := getenv
-	if file != nil && len(file.Telemetry.Tags) > 0 {
-		// telemetry.tags join DD_TAGS: one place where global tags come from
-		tags := strings.Join(file.Telemetry.Tags, ",")
-		metricsEnv = func(k string) string {
-			if k == "DD_TAGS" {
-				if v := getenv(k); v != "" {
-					return v + "," + tags
-				}
-				return tags
-			}
-			return getenv(k)
-		}
-	}
-	dsdAddr, err := telemetry.ResolveDogStatsD(dogstatsd, getenv)
+	dsdAddr, err := telemetry.ResolveDogStatsD(mc.DogStatsD, getenv)
 	if err != nil {
 		return exitUsage, err // a malformed DD_DOGSTATSD_URL must not silently turn metrics off
 	}
@@ -196,10 +182,10 @@ func (b *berth) buildMetrics(file *configFile, getenv func(string) string, meta 
 		}
 		cancel()
 	}
-	b.metrics, err = telemetry.NewMetrics(telemetry.MetricsConfig{
-		DogStatsD: dogstatsd, Prometheus: b.opts.prometheus, Env: metricsEnv, ECSTask: task,
-		Status: func() any { return b.status() }, Processes: func() map[string]int { return b.sup.Pids() },
-	}, b.log.Named("metrics"))
+	mc.Prometheus, mc.Env, mc.ECSTask = b.opts.prometheus, getenv, task
+	mc.Status = func() any { return b.status() }
+	mc.Processes = func() map[string]int { return b.sup.Pids() }
+	b.metrics, err = telemetry.NewMetrics(mc, b.log.Named("metrics"))
 	if err != nil {
 		return exitUsage, err
 	}
@@ -229,12 +215,12 @@ func (b *berth) buildDiscovery(metadataURI string, meta *ecsmeta.Cache) (int, er
 // buildResolver: secrets. The resolver is cheap until it has something to fetch (AWS config loads lazily).
 func (b *berth) buildResolver(file *configFile, metadataURI string, meta *ecsmeta.Cache) (int, error) {
 	o := b.opts
-	secCfg := secrets.Config{SkipEnv: o.skipEnv, Blocks: o.secretBlocks(), MetadataURI: metadataURI, Metadata: meta,
-		NewValues: b.addSecretValues}
+	var secCfg secrets.Config
 	if file != nil {
-		so := file.SecretsOptions
-		secCfg.Timeout, secCfg.Jitter, secCfg.Concurrency = so.Timeout, so.Jitter, so.Concurrency
+		secCfg = file.SecretsOptions
 	}
+	secCfg.SkipEnv, secCfg.Blocks, secCfg.MetadataURI, secCfg.Metadata = o.skipEnv, o.secretBlocks(), metadataURI, meta
+	secCfg.NewValues = b.addSecretValues
 	if b.metrics != nil {
 		secCfg.Observe = func(_ string, d time.Duration, err error) { b.metrics.SecretsFetched(d, err) }
 	}
