@@ -1,10 +1,12 @@
 package ecsmeta
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -25,6 +27,54 @@ type Task struct {
 	ContainerName    string // this container's name in the task definition
 	DockerID         string
 	IPv4             string // first private IPv4 address of this container's first network, "" if none
+	// NetworkMode is the task's network mode as the first network reports it: "awsvpc", "bridge", "host", or ""
+	// (none reported).
+	NetworkMode string
+	// Ports are this container's port mappings (none when it exposes no port). In bridge mode HostPort is the
+	// port Docker publishes on the host, often from the ephemeral range; in awsvpc and host mode it equals
+	// ContainerPort.
+	Ports []Port
+}
+
+// Port is one entry of the container's Ports.
+type Port struct {
+	ContainerPort int
+	Protocol      string // "tcp" or "udp"; "" means tcp
+	HostPort      int
+	HostIP        string `json:"HostIp"` // the host address it is bound to ("0.0.0.0", "::"); "" from older agents
+}
+
+// Network modes (Task.NetworkMode) as the ECS agent reports them.
+const (
+	NetworkAWSVPC = "awsvpc"
+	NetworkBridge = "bridge"
+	NetworkHost   = "host"
+)
+
+// HostPort is the host port that Docker maps containerPort/tcp to, reachable from other hosts: mappings bound
+// to a loopback address are skipped, and an IPv4 (or unspecified) binding is preferred to an IPv6 one, as
+// Docker lists one of each for the same port. It returns 0 when there is no such mapping.
+func (t *Task) HostPort(containerPort int) int {
+	if t == nil {
+		return 0
+	}
+	found := 0
+	for _, p := range t.Ports {
+		if p.ContainerPort != containerPort || p.HostPort == 0 || !strings.EqualFold(cmp.Or(p.Protocol, "tcp"), "tcp") {
+			continue
+		}
+		ip := net.ParseIP(p.HostIP)
+		if ip != nil && ip.IsLoopback() {
+			continue
+		}
+		if ip == nil || ip.To4() != nil {
+			return p.HostPort
+		}
+		if found == 0 {
+			found = p.HostPort
+		}
+	}
+	return found
 }
 
 // TaskID is the last segment of the task ARN ("cd189a93..."), or "" when there is no ARN.
@@ -79,8 +129,10 @@ func (c Client) Fetch(ctx context.Context) (*Task, error) {
 		Name     string
 		DockerID string `json:"DockerId"`
 		Networks []struct {
+			NetworkMode   string
 			IPv4Addresses []string
 		}
+		Ports []Port
 	}
 	if err := getJSON(ctx, hc, c.URI, &container); err != nil {
 		return nil, err
@@ -96,6 +148,10 @@ func (c Client) Fetch(ctx context.Context) (*Task, error) {
 		AvailabilityZone: task.AvailabilityZone, LaunchType: task.LaunchType,
 		ContainerName: container.Name, DockerID: container.DockerID,
 	}
+	if len(container.Networks) > 0 {
+		t.NetworkMode = container.Networks[0].NetworkMode
+	}
+	t.Ports = container.Ports
 	for _, n := range container.Networks {
 		if len(n.IPv4Addresses) > 0 {
 			t.IPv4 = n.IPv4Addresses[0]
