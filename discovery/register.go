@@ -203,6 +203,9 @@ func (a *Agent) prepare(ctx context.Context) error {
 		s.address = sc.Address
 		if s.address == "" || s.address == AddressAuto {
 			s.address = autoAddress(task, hostname)
+			if a.cat == nil {
+				a.bridgePort(task, s) // an address written in the config wins, with its port as written
+			}
 		}
 		s.meta = map[string]string{}
 		if task != nil {
@@ -223,6 +226,11 @@ func (a *Agent) prepare(ctx context.Context) error {
 	a.mu.Lock()
 	a.services = services
 	a.mu.Unlock()
+	if a.cat != nil && task != nil && task.NetworkMode == ecsmeta.NetworkBridge {
+		a.log.Warn("bridge network mode: catalog mode has no Consul agent on the host to stand for the host's address; "+
+			"registering the task's Docker bridge address and container ports, reachable from its host only (use awsvpc, or set address and port)",
+			"address", autoAddress(task, hostname))
+	}
 	if a.cat != nil {
 		meta := map[string]string{}
 		if task != nil {
@@ -233,6 +241,35 @@ func (a *Agent) prepare(ctx context.Context) error {
 	}
 	a.prepared = true
 	return nil
+}
+
+// bridgePort adapts a service whose address is "auto" to a task in bridge network mode (agent mode): the task's
+// own address is Docker's bridge, reachable from its host only, and Docker publishes the container port on a
+// host port. Like registrator, berth then registers the host port and no address, so Consul gives the agent's
+// node address: the host's, where the agent runs on the host. The checks are untouched: they run inside the
+// task and probe the addresses they name. Without a tcp mapping for the port the service keeps the task's
+// address and port, with one warning; a port that already is a mapping's host port is kept as written.
+func (a *Agent) bridgePort(task *ecsmeta.Task, s *service) {
+	if task == nil || task.NetworkMode != ecsmeta.NetworkBridge || s.port == 0 {
+		return
+	}
+	if hp := task.HostPort(s.port); hp != 0 {
+		a.log.Info("bridge network mode: registering the host port at the Consul agent's node address",
+			"service", s.name, "container_port", s.port, "host_port", hp)
+		s.address, s.port = "", hp
+		return
+	}
+	for _, p := range task.Ports {
+		if p.HostPort == s.port && p.ContainerPort != 0 && task.HostPort(p.ContainerPort) == s.port {
+			a.log.Info("bridge network mode: port is a host port; registering it at the Consul agent's node address",
+				"service", s.name, "host_port", s.port, "container_port", p.ContainerPort)
+			s.address = ""
+			return
+		}
+	}
+	a.log.Warn("bridge network mode: the task metadata maps no tcp host port to the service port; registering the "+
+		"task's Docker bridge address, reachable from its host only (publish the port in portMappings, or set address and port)",
+		"service", s.name, "address", s.address, "port", s.port)
 }
 
 // fetchTask reads ECS task metadata, retrying briefly: the endpoint is local and answers within

@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -364,6 +365,55 @@ func ServeECSMetadata(t testing.TB) string {
 		http.ServeFile(w, r, filepath.Join(dir, "task.json"))
 	})
 	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v4/meta"
+}
+
+// ServeECSMetadataFrom serves the task-metadata v4 documents of testdata/DIR (container.json, task.json) and
+// returns the value to put in ECS_CONTAINER_METADATA_URI_V4. edit, when not nil, changes the container
+// document before it is served, and the same container's entry in the task document (tests put their own
+// free ports into Ports).
+func ServeECSMetadataFrom(t testing.TB, dir string, edit func(container map[string]any)) string {
+	t.Helper()
+	dir = filepath.Join(RepoRoot(t), "testdata", dir)
+	load := func(name string) map[string]any {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("harness: ECS fixture: %v", err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("harness: ECS fixture %s: %v", name, err)
+		}
+		return doc
+	}
+	container, task := load("container.json"), load("task.json")
+	if edit != nil {
+		edit(container)
+		containers, _ := task["Containers"].([]any)
+		for _, c := range containers {
+			if c, ok := c.(map[string]any); ok && c["Name"] == container["Name"] {
+				edit(c)
+			}
+		}
+	}
+	docs := map[string][]byte{}
+	for path, doc := range map[string]map[string]any{"/v4/meta": container, "/v4/meta/task": task} {
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatalf("harness: ECS fixture: %v", err)
+		}
+		docs[path] = b
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := docs[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	}))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/v4/meta"
 }
