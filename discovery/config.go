@@ -131,7 +131,8 @@ type ServiceConfig struct {
 	// Port is the service port (0 = none).
 	Port int
 	// Address is the advertised address; "" or "auto" means ECS task IPv4, else the first non-loopback
-	// interface address, else the hostname.
+	// interface address, else the hostname. In ECS bridge network mode (agent mode) "auto" registers no address
+	// and the host port Docker maps Port to (doc.go); any other value is registered as written, with Port.
 	Address string
 	// Tags are the Consul tags.
 	Tags []string

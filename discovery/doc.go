@@ -46,6 +46,14 @@
 // meta gets ecs_cluster, ecs_task_arn, ecs_family, ecs_revision, availability_zone. IDs are
 // NAME-<task id or hostname>-<port>.
 //
+// Bridge network mode (agent mode, address "auto"): when the task metadata says "bridge" and maps the service's
+// port (tcp) to a host port, the service is registered with that host port and an empty address, so Consul
+// gives the agent's node address (the host's, with the agent on the host), as registrator does; one info line
+// says so. The checks are unchanged: they run in the task and probe what they name. The ID keeps the configured
+// port. No mapping: the task's address and the port as configured, with one warning; a port that already is a
+// mapping's host port is kept, at the node address. An explicit address switches all of this off. Catalog mode
+// keeps the task's (Docker bridge) address with one warning: there is no agent on the host to stand for it.
+//
 // Checks (CheckConfig, `check {}`): http (GET, 2xx/3xx passing, redirects not followed), tcp (connect), exec
 // (through Config.Exec; exit 0 passing, 1 warning, other critical); interval (default 10s), timeout (default
 // 5s, at most interval), initial_status (default critical), success_before_passing, failures_before_critical
