@@ -155,3 +155,30 @@ func TestBridgeNetworkModeCatalog(t *testing.T) {
 		t.Fatalf("catalog mode must not register the host port:\n%s", log)
 	}
 }
+
+// TestBridgeIncludeSelf: with include_self this instance is in its own list before Consul lists it (its check
+// is critical yet); in bridge mode it is there at the agent's node address and the host port, as the other
+// instances see it, not at an empty address.
+func TestBridgeIncludeSelf(t *testing.T) {
+	c, ins := startConsul(t)
+	cfg := Config{MetadataURI: harness.ServeECSMetadataFrom(t, "ecs-metadata-v4-bridge", nil),
+		Services: []ServiceConfig{ServiceConfig{Name: "br-peers", Port: 8080,
+			Checks: []CheckConfig{{TCP: "127.0.0.1:" + strconv.Itoa(harness.FreePort(t))}}}.WithDefaults()},
+		Peers: []PeersConfig{PeersConfig{Name: "members", Service: "br-peers", IncludeSelf: true, Env: "MEMBERS"}.WithDefaults()}}
+	a, _ := newTestAgent(t, c.Addr, cfg)
+	if err := a.Register(harness.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	self, err := ins.Agent().Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, _ := self["Member"]["Addr"].(string)
+	env, err := a.ResolvePeers(harness.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := node + ":32768"; node == "" || env["MEMBERS"] != want {
+		t.Fatalf("MEMBERS = %q, want %q (the node address and the host port)", env["MEMBERS"], want)
+	}
+}

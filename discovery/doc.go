@@ -50,7 +50,8 @@
 // port (tcp) to a host port, the service is registered with that host port and an empty address, so Consul
 // gives the agent's node address (the host's, with the agent on the host), as registrator does; one info line
 // says so. The checks are unchanged: they run in the task and probe what they name. The ID keeps the configured
-// port. No mapping: the task's address and the port as configured, with one warning; a port that already is a
+// port. berth reads the node's address once (/v1/agent/self) so that include_self lists this instance where the
+// others see it, before Consul does. No mapping: the task's address and the port as configured, with one warning; a port that already is a
 // mapping's host port is kept, at the node address. An explicit address switches all of this off. Catalog mode
 // keeps the task's (Docker bridge) address with one warning: there is no agent on the host to stand for it.
 //

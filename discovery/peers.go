@@ -211,9 +211,12 @@ func (a *Agent) query(ctx context.Context, ps *peerState, index uint64, wait tim
 // filter turns entries into sorted peers, dropping or adding this berth's own instance (include_self).
 func (a *Agent) filter(ps *peerState, entries []*api.ServiceEntry) []Peer {
 	self := map[string]Peer{}
+	a.mu.Lock()
+	nodeAddr := a.nodeAddr // a service registered without an address (bridge mode) is at the node's
+	a.mu.Unlock()
 	for _, r := range a.Registrations() {
 		if r.Name == ps.cfg.Service && (ps.cfg.Tag == "" || slices.Contains(r.Tags, ps.cfg.Tag)) {
-			self[r.ID] = Peer{ID: r.ID, Name: r.Name, Address: r.Address, Port: r.Port, Tags: r.Tags, Meta: r.Meta}
+			self[r.ID] = Peer{ID: r.ID, Name: r.Name, Address: cmp.Or(r.Address, nodeAddr), Port: r.Port, Tags: r.Tags, Meta: r.Meta}
 		}
 	}
 	var peers []Peer

@@ -73,6 +73,9 @@ type Agent struct {
 	maintReason string
 	peers       []*peerState
 	cat         *catalogState // catalog mode (catalog.go); nil in agent mode
+	// nodeAddr is the agent's node address, read once after registering a service without an address (bridge
+	// network mode): Consul gives that service the node's address, and so does include_self.
+	nodeAddr string
 
 	// token is the ACL token of consul { login {} } (login.go), put on every request by the transport.
 	token   *atomic.Pointer[string]
@@ -448,6 +451,7 @@ func (a *Agent) registerAll(parent context.Context) error {
 				changed = append(changed, c)
 			}
 		}
+		learn := s.address == "" && a.nodeAddr == ""
 		a.mu.Unlock()
 		a.log.Info("registered in consul", "service", s.name, "id", s.id, "address", s.address, "port", s.port)
 		// A result that came while the registration was on its way skipped its TTL update (the registration
@@ -455,8 +459,25 @@ func (a *Agent) registerAll(parent context.Context) error {
 		for _, c := range changed {
 			a.report(parent, c)
 		}
+		if learn {
+			a.learnNodeAddress(ctx)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// learnNodeAddress reads the agent's node address (/v1/agent/self, Member.Addr): the address Consul gives a
+// service registered without one. A failure only leaves include_self without an address until Consul lists the
+// instance, so it is logged at debug level and tried again at the next registration.
+func (a *Agent) learnNodeAddress(ctx context.Context) {
+	var self struct{ Member struct{ Addr string } }
+	if _, err := a.client.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx)); err != nil || self.Member.Addr == "" {
+		a.log.Debug("consul agent's node address unknown", "error", err)
+		return
+	}
+	a.mu.Lock()
+	a.nodeAddr = self.Member.Addr
+	a.mu.Unlock()
 }
 
 // registration builds the agent registration of s with its checks' current status. Caller holds a.mu.
