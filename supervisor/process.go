@@ -99,6 +99,11 @@ type Process struct {
 
 	mu     sync.Mutex
 	exited bool
+	// The stop under way, if any: a second Stop (the shutdown reaching a job a restart or reload is
+	// already stopping) continues it, keeping its deadline, instead of granting a fresh stop_timeout.
+	stopBy  time.Time
+	stopSig syscall.Signal
+	killed  bool // the stop's SIGKILL was sent
 }
 
 // Pid is the process id (and process group id).
@@ -134,7 +139,9 @@ func (p *Process) signalGroup(sig syscall.Signal) {
 // Stop sends the stop signal (sig, or the spec's) through Signal, waits the stop timeout and then SIGKILLs
 // the group. It returns at once when the process is already gone (consul-template #1101) and is bounded by
 // the timeout. With childOnly the group's leftovers get no stop signal: the shutdown's leftover step ends
-// them.
+// them. A Stop while another is under way joins it: the deadline stays the first one's (the shutdown does not
+// grant a job a restart or reload is stopping a second stop_timeout), and the signal is sent again only when
+// it differs from the one already sent.
 func (p *Process) Stop(ctx context.Context, sig syscall.Signal) Exit {
 	if sig == 0 {
 		sig = p.spec.StopSignal
@@ -147,21 +154,45 @@ func (p *Process) Stop(ctx context.Context, sig syscall.Signal) Exit {
 		return p.exit
 	default:
 	}
-	p.log.Debug("stopping", "signal", SignalName(sig), "timeout", p.spec.StopTimeout)
-	_ = p.Signal(sig)
-	t := time.NewTimer(p.spec.StopTimeout)
+	p.mu.Lock()
+	joined := !p.stopBy.IsZero()
+	if !joined {
+		p.stopBy, p.stopSig = time.Now().Add(p.spec.StopTimeout), sig
+	}
+	deadline, resend := p.stopBy, !joined || sig != p.stopSig
+	p.mu.Unlock()
+	if joined {
+		p.log.Debug("stop already under way; waiting for it", "signal", SignalName(sig), "left", time.Until(deadline).Round(time.Millisecond))
+	} else {
+		p.log.Debug("stopping", "signal", SignalName(sig), "timeout", p.spec.StopTimeout)
+	}
+	if resend {
+		_ = p.Signal(sig)
+	}
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C:
-		p.log.Warn("did not stop in time, sending SIGKILL", "timeout", p.spec.StopTimeout)
-		p.signalGroup(unix.SIGKILL)
+		p.kill("did not stop in time, sending SIGKILL")
 		<-p.done
 	case <-ctx.Done():
-		p.signalGroup(unix.SIGKILL)
+		p.kill("")
 		<-p.done
 	}
 	return p.exit
+}
+
+// kill SIGKILLs the group, logging why the first time (two joined stops reach their deadline together).
+func (p *Process) kill(why string) {
+	p.mu.Lock()
+	first := !p.killed
+	p.killed = true
+	p.mu.Unlock()
+	if first && why != "" {
+		p.log.Warn(why, "timeout", p.spec.StopTimeout)
+	}
+	p.signalGroup(unix.SIGKILL)
 }
 
 // waitStreams waits up to d for the output copiers to reach EOF.

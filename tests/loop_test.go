@@ -53,19 +53,22 @@ main {
 
 // TestFaultSigtermDuringReloadStop: a reload stops a changed job that ignores its stop signal (stop_timeout 8s).
 // The stop runs beside the loop, so a SIGTERM meanwhile reaches the main command at once instead of after
-// the job's stop_timeout.
+// the job's stop_timeout. The shutdown then continues the stop under way: no second stop signal, and the job
+// is killed at the first stop's deadline, not after a fresh stop_timeout (berth exits about 8 s after the
+// reload's stop began, not 8 s after the SIGTERM).
 func TestFaultSigtermDuringReloadStop(t *testing.T) {
 	app := harness.TestApp(t)
 	dir := t.TempDir()
 	mainLog := filepath.Join(dir, "main")
 	jobLog := filepath.Join(dir, "job")
+	const stopTimeout = 8 * time.Second
 	conf := func(v string) string {
 		return `
 main { command = ` + hclList(app, "-log", mainLog, "-exit-on", "TERM:7") + ` }
 job "stubborn" {
   type         = "service"
   command      = ` + hclList(app, "-log", jobLog, "-trap", "TERM", "-say", v) + `
-  stop_timeout = "8s"
+  stop_timeout = "` + stopTimeout.String() + `"
 }
 `
 	}
@@ -79,6 +82,10 @@ job "stubborn" {
 	}
 	// the job is now being stopped and ignores it; wait until its stop is under way
 	harness.WaitFile(t, jobLog, "signal TERM", 10*time.Second)
+	stopSeen := time.Now()
+	// The scenario: the SIGTERM comes halfway through the job's stop (a deliberate delay, not a wait for a
+	// condition), so that continuing the stop and starting a fresh stop_timeout end at different times.
+	time.Sleep(stopTimeout / 2)
 	start := time.Now()
 	b.Signal(syscall.SIGTERM)
 	harness.WaitFile(t, mainLog, "signal TERM", 5*time.Second)
@@ -86,9 +93,29 @@ job "stubborn" {
 	if have := b.Wait(30 * time.Second); have != 7 {
 		t.Fatalf("want the main command's 7, have %d\n%s", have, b.Stderr.String())
 	}
+	exited := time.Now()
+	// The job dies by SIGKILL at its first stop's deadline: about stopTimeout after stopSeen. Slack for a
+	// loaded CI on both sides; a fresh stop_timeout from the SIGTERM would be stopTimeout*3/2 after stopSeen.
+	const slack = 2500 * time.Millisecond
+	sinceStop := exited.Sub(stopSeen)
+	if sinceStop > stopTimeout+slack {
+		t.Fatalf("berth exited %s after the job's stop began (stop_timeout %s): the shutdown restarted the stop instead of continuing it\n%s",
+			sinceStop.Round(time.Millisecond), stopTimeout, b.Stderr.String())
+	}
+	if sinceStop < stopTimeout-slack {
+		t.Fatalf("berth exited %s after the job's stop began: its stop_timeout %s was cut short\n%s",
+			sinceStop.Round(time.Millisecond), stopTimeout, b.Stderr.String())
+	}
+	if n := strings.Count(readFile(jobLog), "signal TERM"); n != 1 {
+		t.Fatalf("want the job's one stop signal, continued by the shutdown; it got %d", n)
+	}
+	t.Logf("SIGTERM → main signalled %s; SIGTERM → berth exit %s; job's stop began → berth exit %s (stop_timeout %s)",
+		took.Round(time.Millisecond), exited.Sub(start).Round(time.Millisecond), sinceStop.Round(time.Millisecond), stopTimeout)
 	harness.RecordFault(t, harness.Fault{Name: "SIGTERM while a reload stops a job that ignores SIGTERM (stop_timeout 8s)",
-		Expected: "the main command gets its stop signal at once, not after the job's stop_timeout",
-		Observed: "main signalled, berth exited with main's code 7", Figure: "SIGTERM → main signalled " + took.Round(time.Millisecond).String()})
+		Expected: "the main command gets its stop signal at once, not after the job's stop_timeout; the shutdown continues the job's stop, keeping its deadline",
+		Observed: "main signalled, berth exited with main's code 7; the job got one SIGTERM and its SIGKILL at the first stop's deadline",
+		Figure: "SIGTERM → main signalled " + took.Round(time.Millisecond).String() + "; SIGTERM 4 s into the stop → berth exit " +
+			exited.Sub(start).Round(100*time.Millisecond).String() + " (stop began → exit " + sinceStop.Round(100*time.Millisecond).String() + ")"})
 }
 
 func atoiFile(t *testing.T, s string) int {
