@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/tests/harness"
 )
 
 // fakeGate grants on demand: each Acquire takes one answer from grants.
@@ -44,16 +46,6 @@ func (f *fakeGate) releases() []int {
 	return append([]int(nil), f.released...)
 }
 
-func gateEventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func stateOf(s *Supervisor, name string) (string, string) {
 	for _, st := range s.Status() {
 		if st.Name == name {
@@ -70,12 +62,12 @@ func TestGateSingletonLost(t *testing.T) {
 	g := newFakeGate()
 	job := JobSpec{Spec: sh("sched", "echo start >> "+dir+"/log; exec sleep 60"), Type: Service, Restart: RestartAlways, Gate: g}
 	s, sigc, wait := runSup(t, Config{Jobs: []JobSpec{job}, Resident: true})
-	gateEventually(t, "standby", func() bool { st, l := stateOf(s, "sched"); return st == "standby" && l == "standby" })
+	harness.Eventually(t, 10*time.Second, "standby", func() bool { st, l := stateOf(s, "sched"); return st == "standby" && l == "standby" })
 	lost := make(chan struct{})
 	g.grants <- fakeAnswer{g: Grant{Lost: lost}}
-	gateEventually(t, "running", func() bool { st, l := stateOf(s, "sched"); return st == "running" && l == "holder" })
+	harness.Eventually(t, 10*time.Second, "running", func() bool { st, l := stateOf(s, "sched"); return st == "running" && l == "holder" })
 	close(lost)
-	gateEventually(t, "standby again", func() bool { st, _ := stateOf(s, "sched"); return st == "standby" })
+	harness.Eventually(t, 10*time.Second, "standby again", func() bool { st, _ := stateOf(s, "sched"); return st == "standby" })
 	if r := g.releases(); len(r) != 1 || r[0] != -1 {
 		t.Fatalf("want one release (-1) after the stop, have %v", r)
 	}

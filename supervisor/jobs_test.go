@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/tests/harness"
 )
 
 func sh(name, script string) Spec {
@@ -169,9 +172,7 @@ func TestHooksRunInOrderAndTimeOut(t *testing.T) {
 		MainPreStop:  &Hook{Argv: []string{"sh", "-c", "echo pre_stop >> " + log + "; sleep 30"}, Timeout: 300 * time.Millisecond},
 		MainPostStop: &Hook{Argv: hook("post_stop")},
 	})
-	for i := 0; i < 500 && len(readLines(t, log)) < 2; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	harness.Eventually(t, 10*time.Second, "pre_start and the main command logged", func() bool { return len(readLines(t, log)) >= 2 })
 	start := time.Now()
 	sigc <- syscall.SIGTERM
 	if err := wait(); err != nil {
@@ -200,7 +201,7 @@ func TestStopInReverseStartOrder(t *testing.T) {
 			{Spec: svc("b"), Type: Service, Restart: RestartAlways, After: []string{"a"}},
 		},
 	})
-	eventually(t, 10*time.Second, func() bool { return len(readLines(t, ready)) == 3 }) // every trap is set
+	harness.Eventually(t, 10*time.Second, "every trap set", func() bool { return len(readLines(t, ready)) == 3 })
 	sigc <- syscall.SIGTERM
 	if err := wait(); err != nil {
 		t.Fatal(err)
@@ -233,14 +234,9 @@ func TestRestartAndUpdateJobs(t *testing.T) {
 	other := JobSpec{Spec: sh("other", "echo other >> "+dir+"/log; sleep 60"), Type: Service, Restart: RestartAlways}
 	s, sigc, wait := runSup(t, Config{Main: &main, Jobs: []JobSpec{job, other}})
 	waitLines := func(n int) []string {
-		for i := 0; i < 500; i++ {
-			if l := readLines(t, dir+"/log"); len(l) >= n {
-				return l
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("log never reached %d lines: %v", n, readLines(t, dir+"/log"))
-		return nil
+		t.Helper()
+		harness.Eventually(t, 10*time.Second, fmt.Sprintf("%d lines in the log", n), func() bool { return len(readLines(t, dir+"/log")) >= n })
+		return readLines(t, dir+"/log")
 	}
 	waitLines(2)
 	otherPid := s.Pids()["other"]

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/tests/harness"
 )
 
 func newReaper(t *testing.T) *Reaper {
@@ -74,7 +76,7 @@ func TestInjectedSignalsAndShutdown(t *testing.T) {
 	go func() { errc <- s.Run(context.Background()) }()
 	waitFor(t, dir+"/ready")
 	sigc <- syscall.SIGHUP
-	waitForContent(t, dir+"/log", "hup")
+	harness.WaitFile(t, dir+"/log", "hup", 10*time.Second)
 	sigc <- syscall.SIGTERM
 	select {
 	case err := <-errc:
@@ -210,34 +212,8 @@ func FuzzParseSignal(f *testing.F) {
 	})
 }
 
-// eventually waits for cond, checking it every 10ms, and fails the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-	}
-}
-
+// waitFor waits until path exists (a child's "I am ready" file).
 func waitFor(t *testing.T, path string) {
 	t.Helper()
-	for i := 0; i < 1000; i++ {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s never appeared", path)
-}
-
-func waitForContent(t *testing.T, path, want string) {
-	t.Helper()
-	for i := 0; i < 1000; i++ {
-		if b, _ := os.ReadFile(path); len(b) > 0 && string(b[:len(want)]) == want {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s never had %q", path, want)
+	harness.Eventually(t, 10*time.Second, path+" exists", func() bool { _, err := os.Stat(path); return err == nil })
 }
