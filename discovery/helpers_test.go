@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,17 +23,50 @@ type counter struct {
 	next http.RoundTripper
 	mu   sync.Mutex
 	reqs []string // "METHOD /path", plus " (blocking)" for a blocking query (index > 0)
+	idx  []uint64 // each request's index (0 for a plain one)
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	req := r.Method + " " + r.URL.Path
-	if idx := r.URL.Query().Get("index"); idx != "" && idx != "0" {
+	idx, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
+	if idx > 0 {
 		req += " (blocking)"
 	}
 	c.reqs = append(c.reqs, req)
+	c.idx = append(c.idx, idx)
 	c.mu.Unlock()
 	return c.next.RoundTrip(r)
+}
+
+// lastIndex is the index of the newest request whose "METHOD /path" starts with prefix (false: none yet).
+func (c *counter) lastIndex(prefix string) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.reqs) - 1; i >= 0; i-- {
+		if strings.HasPrefix(c.reqs[i], prefix) {
+			return c.idx[i], true
+		}
+	}
+	return 0, false
+}
+
+// watching is the condition a test waits on before it changes what a peers watch follows, or before it
+// counts a steady state: the newest health query for service is a blocking query at the index Consul is at
+// now. Everything before it was handled (the watch writes its file and calls onChange before it asks again),
+// and the next change to the service answers it.
+func watching(ins *api.Client, cnt *counter, service string) func() string {
+	return func() string {
+		_, meta, err := ins.Health().Service(service, "", false, nil)
+		if err != nil {
+			return err.Error()
+		}
+		have, ok := cnt.lastIndex("GET /v1/health/service/" + service)
+		if !ok || have < meta.LastIndex {
+			return fmt.Sprintf("no blocking query for %s at index %d yet (newest at %d)", service, meta.LastIndex, have)
+		}
+		return ""
+	}
 }
 
 func (c *counter) wrap(next http.RoundTripper) http.RoundTripper {
@@ -127,19 +161,16 @@ func inspector(t testing.TB, addr string) *api.Client {
 	return c
 }
 
-// eventually calls cond until it returns "" or timeout passes; it returns how long that took.
+// eventually waits (harness.Within) until cond returns "", failing with cond's last reason after timeout; it
+// returns how long that took.
 func eventually(t testing.TB, timeout time.Duration, cond func() string) time.Duration {
 	t.Helper()
 	begin := time.Now()
 	var why string
-	for time.Since(begin) < timeout {
-		if why = cond(); why == "" {
-			return time.Since(begin)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !harness.Within(timeout, func() bool { why = cond(); return why == "" }) {
+		t.Fatalf("not within %s: %s", timeout, why)
 	}
-	t.Fatalf("not within %s: %s", timeout, why)
-	return 0
+	return time.Since(begin)
 }
 
 // checkStatus returns the agent's view of a check: status and output, or "" when the check is unknown.

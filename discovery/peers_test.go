@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,7 +130,7 @@ func TestResolvePeersMinWait(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
 		go func() { env, err := a.ResolvePeers(ctx); done <- result{env, err} }()
-		time.Sleep(500 * time.Millisecond)
+		eventually(t, 10*time.Second, watching(ins, cnt, "nats")) // one peer of two: it waits for the next
 		instance(t, ins, "nats-b", "nats", "10.0.0.2", 6222, api.HealthPassing)
 		var r result
 		select {
@@ -186,7 +187,7 @@ func TestWatchPeers(t *testing.T) {
 		}
 	}
 	nChanges := func() int { mu.Lock(); defer mu.Unlock(); return len(changes) }
-	time.Sleep(300 * time.Millisecond) // the blocking query is open
+	eventually(t, 10*time.Second, watching(ins, cnt, "nats"))
 	mark := cnt.mark()
 
 	steps := []struct {
@@ -195,8 +196,15 @@ func TestWatchPeers(t *testing.T) {
 		want   string
 		change bool
 	}{
-		{"unrelated service registers", func() { instance(t, ins, "web-1", "web", "10.0.0.9", 80, api.HealthPassing) },
-			"nats-route://10.0.0.1:6222", false},
+		{"unrelated service registers", func() {
+			instance(t, ins, "web-1", "web", "10.0.0.9", 80, api.HealthPassing)
+			eventually(t, 10*time.Second, func() string { // the agent syncs it to the catalog the watch reads
+				if es, _, err := ins.Catalog().Service("web", "", nil); err != nil || len(es) == 0 {
+					return fmt.Sprintf("web not in the catalog yet (%v)", err)
+				}
+				return ""
+			})
+		}, "nats-route://10.0.0.1:6222", false},
 		{"peer joins", func() { instance(t, ins, "nats-b", "nats", "10.0.0.2", 6222, api.HealthPassing) },
 			"nats-route://10.0.0.1:6222,nats-route://10.0.0.2:6222", true},
 		{"peer turns critical", func() {
@@ -224,7 +232,9 @@ func TestWatchPeers(t *testing.T) {
 					return ""
 				})
 			} else {
-				time.Sleep(time.Second)
+				// The watch has handled everything Consul has to say about nats since the registration:
+				// whatever it was going to do about it, it has done.
+				eventually(t, 10*time.Second, watching(ins, cnt, "nats"))
 				if err := readFile(st.want)(); err != "" {
 					t.Fatal(err)
 				}
@@ -284,7 +294,7 @@ func TestSteadyStateRequestRate(t *testing.T) {
 	start(t, a.Run)
 	start(t, func(ctx context.Context) error { return a.WatchPeers(ctx, nil) })
 	eventually(t, 10*time.Second, wantStatus(t, ins, "web-1:http", api.HealthPassing))
-	time.Sleep(2 * time.Second)
+	eventually(t, 10*time.Second, watching(ins, cnt, "hz")) // start-up done: the peers watch waits on Consul
 
 	const window = 10 * time.Second
 	mark := cnt.mark()
