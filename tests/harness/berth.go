@@ -99,18 +99,17 @@ func (b *BerthRun) Pid() int {
 		return b.Cmd.Process.Pid
 	}
 	path := fmt.Sprintf("/proc/%d/task/%d/children", b.Cmd.Process.Pid, b.Cmd.Process.Pid)
-	for i := 0; i < 500; i++ {
-		data, err := os.ReadFile(path)
-		if err == nil {
-			if f := strings.Fields(string(data)); len(f) > 0 {
-				pid, _ := strconv.Atoi(f[0])
-				return pid
-			}
+	pid := 0
+	if !Within(5*time.Second, func() bool {
+		data, _ := os.ReadFile(path)
+		if f := strings.Fields(string(data)); len(f) > 0 {
+			pid, _ = strconv.Atoi(f[0])
 		}
-		time.Sleep(10 * time.Millisecond)
+		return pid > 0
+	}) {
+		b.t.Fatalf("harness: berth did not start inside unshare\n%s", b.Stderr.String())
 	}
-	b.t.Fatalf("harness: berth did not start inside unshare\n%s", b.Stderr.String())
-	return 0
+	return pid
 }
 
 // Signal sends sig to berth.
@@ -152,7 +151,13 @@ func WaitFile(t testing.TB, path, substr string, timeout time.Duration) string {
 // Within reports whether cond became true within timeout, checking it every 10 ms: what tests wait on
 // instead of sleeping and hoping.
 func Within(timeout time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+	return WithinEvery(timeout, 10*time.Millisecond, cond)
+}
+
+// WithinEvery is Within checking every interval: for a condition that costs something to check (a process
+// to run, a Consul query a measurement counts, a large health list) at the cadence the test can afford.
+func WithinEvery(timeout, interval time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(interval) {
 		if cond() {
 			return true
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +20,9 @@ import (
 // network does. After SetHang(false) new requests are forwarded again; the ones caught in the hang stay
 // unanswered until their client gives up.
 type ConsulProxy struct {
-	srv  *httptest.Server
-	stop chan struct{} // closed at cleanup: releases what the hang holds
+	srv    *httptest.Server
+	target *url.URL
+	stop   chan struct{} // closed at cleanup: releases what the hang holds
 
 	mu     sync.Mutex
 	reqs   []ProxiedRequest
@@ -43,7 +45,7 @@ func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ConsulProxy{stop: make(chan struct{})}
+	p := &ConsulProxy{target: target, stop: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1
 	// Keep connections to the agent as each berth keeps its own (http.DefaultTransport keeps 2 idle per host,
@@ -134,6 +136,32 @@ func (p *ConsulProxy) Count(prefix string, since time.Time) (n, plain int) {
 		}
 	}
 	return n, plain
+}
+
+// Waiting counts the blocking queries for path (a health list, a KV key, the session list) that wait on the
+// index the agent is at now: each came after its client had every earlier answer, and the next change answers
+// it. One berth behind the proxy is settled on path when it is 1 or more; a fleet of n, when it reaches n.
+// The agent is asked directly, not through the proxy, so the question itself is not counted.
+func (p *ConsulProxy) Waiting(path string) int {
+	resp, err := http.Get(p.target.String() + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	now, err := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, r := range p.Requests(path, time.Time{}) {
+		if r.Path != path {
+			continue
+		}
+		if idx, _ := strconv.ParseUint(r.Index, 10, 64); idx > 0 && idx >= now {
+			n++
+		}
+	}
+	return n
 }
 
 // Requests returns the requests since `since` whose path starts with prefix.

@@ -217,16 +217,15 @@ func Start(t testing.TB, env []string, argv ...string) *Process {
 // WaitHTTP polls url until it answers with a status < 500 or the timeout passes.
 func WaitHTTP(t testing.TB, url string, timeout time.Duration, p *Process) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	if WithinEvery(timeout, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode < 500
+	}) {
+		return
 	}
 	out := ""
 	if p != nil {
@@ -277,18 +276,17 @@ func StartConsulHCL(t testing.TB, hcl string) *Consul {
 func (c *Consul) start() {
 	c.t.Helper()
 	c.Process = Start(c.t, nil, c.args...)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	if WithinEvery(60*time.Second, 100*time.Millisecond, func() bool {
 		resp, err := http.Get("http://" + c.Addr + "/v1/status/leader")
-		if err == nil {
-			var b bytes.Buffer
-			_, _ = b.ReadFrom(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && len(bytes.Trim(b.Bytes(), "\" \n")) > 0 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200 && len(bytes.Trim(b.Bytes(), "\" \n")) > 0
+	}) {
+		return
 	}
 	c.t.Fatalf("harness: consul did not elect a leader within 60s\n%s", c.Output())
 }
