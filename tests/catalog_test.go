@@ -199,10 +199,10 @@ func TestFaultCatalogReapSIGKILL(t *testing.T) {
 	}
 	victim.Wait(10 * time.Second)
 	const bound = 2*10*time.Second + 5*time.Second // 2×session_ttl, the sweep floor, Consul's timer, slack
-	var reaped time.Duration
-	for {
-		es, err := consulHealth(t, c.Addr, name)
-		if err != nil {
+	var es []healthEntry
+	if !harness.WithinEvery(time.Until(killed.Add(bound+10*time.Second)), 100*time.Millisecond, func() bool {
+		var err error
+		if es, err = consulHealth(t, c.Addr, name); err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range es {
@@ -210,15 +210,12 @@ func TestFaultCatalogReapSIGKILL(t *testing.T) {
 				t.Fatalf("the survivor is %s", e.status())
 			}
 		}
-		if ns := catalogService(t, c.Addr, name); len(ns) == 1 && ns[0].Node == "task-b-"+name {
-			reaped = time.Since(killed)
-			break
-		}
-		if time.Since(killed) > bound+10*time.Second {
-			t.Fatalf("not reaped within %s: %+v\nsurvivor:\n%s", bound+10*time.Second, es, survivor.Stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		ns := catalogService(t, c.Addr, name)
+		return len(ns) == 1 && ns[0].Node == "task-b-"+name
+	}) {
+		t.Fatalf("not reaped within %s: %+v\nsurvivor:\n%s", bound+10*time.Second, es, survivor.Stderr.String())
 	}
+	reaped := time.Since(killed)
 	if reaped > bound {
 		t.Fatalf("reaped after %s, beyond the stated bound %s", reaped, bound)
 	}
@@ -303,7 +300,11 @@ func TestFaultSteadyStateWrites(t *testing.T) {
 					Args: []string{"-control-socket", filepath.Join(t.TempDir(), "s.sock"), "-service", name, "-port", strconv.Itoa(port),
 						"-check-http", "http://" + hostPort + "/health", "--", app, "-http", hostPort}})
 				waitConsul(t, c.Addr, name, 20*time.Second, "passing", oneWithStatus("passing"), b)
-				time.Sleep(2 * time.Second)
+				// Start-up is over once berth only waits: in agent mode that is once the check passes; in
+				// catalog mode the start-up sweep has run and the session list is watched at the current index.
+				if mode == "catalog" {
+					harness.Eventually(t, 20*time.Second, "the sweep's blocking query open", func() bool { return proxy.Waiting("/v1/session/list") >= 1 })
+				}
 				since := time.Now()
 				time.Sleep(60 * time.Second)
 				r := results[mode]

@@ -63,20 +63,20 @@ func registrations(t *testing.T, sock string) []ctlRegistration {
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() (bool, string), b *harness.BerthRun) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
-		ok, why := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			stderr := ""
-			if b != nil {
-				stderr = b.Stderr.String()
-			}
-			t.Fatalf("%s: not within %s (%s)\nberth stderr:\n%s", what, timeout, why, stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var why string
+	if harness.WithinEvery(timeout, 50*time.Millisecond, func() bool {
+		var ok bool
+		ok, why = cond()
+		return ok
+	}) {
+		return time.Since(start)
 	}
+	stderr := ""
+	if b != nil {
+		stderr = b.Stderr.String()
+	}
+	t.Fatalf("%s: not within %s (%s)\nberth stderr:\n%s", what, timeout, why, stderr)
+	return 0
 }
 
 // secs renders a measured duration for a FAULTS.md figure.

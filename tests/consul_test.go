@@ -85,12 +85,11 @@ func waitConsul(t testing.TB, addr, name string, timeout time.Duration, what str
 	start := time.Now()
 	var last []healthEntry
 	var lastErr error
-	for time.Since(start) < timeout {
+	if harness.WithinEvery(timeout, 50*time.Millisecond, func() bool {
 		last, lastErr = consulHealth(t, addr, name)
-		if lastErr == nil && cond(last) {
-			return last, time.Since(start)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return lastErr == nil && cond(last)
+	}) {
+		return last, time.Since(start)
 	}
 	stderr := ""
 	if b != nil {
@@ -130,17 +129,15 @@ func berthCLI(t testing.TB, socket string, args ...string) (int, string) {
 // waitHealth polls `berth health` until it exits want (0 healthy, non-zero otherwise).
 func waitHealth(t testing.TB, socket string, healthy bool, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		code, out := berthCLI(t, socket, "health")
-		if (code == 0) == healthy {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("berth health: want healthy=%v within %s, last exit %d:\n%s", healthy, timeout, code, out)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var code int
+	var out string
+	if !harness.WithinEvery(timeout, 100*time.Millisecond, func() bool { // a process per check
+		code, out = berthCLI(t, socket, "health")
+		return (code == 0) == healthy
+	}) {
+		t.Fatalf("berth health: want healthy=%v within %s, last exit %d:\n%s", healthy, timeout, code, out)
 	}
+	return out
 }
 
 func TestConsulHTTPCheckLifecycle(t *testing.T) {
@@ -280,16 +277,12 @@ func TestConsulTCPAndExecChecks(t *testing.T) {
 			// The output (berth's TTL note) is in the agent's own view at once; the catalog copies an
 			// output-only change (critical → critical) only every check_update_interval (5m).
 			id := es[0].Service.ID + ":" + tc.checkName
-			deadline := time.Now().Add(15 * time.Second)
-			for {
-				st, out := agentCheck(t, c.Addr, id)
-				if st == tc.want && strings.Contains(out, tc.wantOut) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("agent check %s: status %q output %q, want %s with %q", id, st, out, tc.want, tc.wantOut)
-				}
-				time.Sleep(50 * time.Millisecond)
+			var st, out string
+			if !harness.Within(15*time.Second, func() bool {
+				st, out = agentCheck(t, c.Addr, id)
+				return st == tc.want && strings.Contains(out, tc.wantOut)
+			}) {
+				t.Fatalf("agent check %s: status %q output %q, want %s with %q", id, st, out, tc.want, tc.wantOut)
 			}
 		})
 	}

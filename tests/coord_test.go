@@ -146,21 +146,20 @@ job "scheduler" {
 		insts = append(insts, inst{b, sock, prom})
 	}
 	harness.Eventually(t, 20*time.Second, "one heartbeat start", func() bool { return len(readBeats(t, hb)) >= 1 })
-	time.Sleep(2 * time.Second)
+	first := readBeats(t, hb)[0].id
+	// every berth has a session (the standbys ask for the lock with it) and says what it is
+	harness.Eventually(t, 20*time.Second, "three sessions", func() bool { return sessionsNamed(t, c.Addr, "berth singleton scheduler") == 3 })
+	holder := -1
+	for i, in := range insts {
+		want := "standby/standby"
+		if "b"+strconv.Itoa(i) == first {
+			holder, want = i, "holder/running"
+		}
+		harness.Eventually(t, 5*time.Second, "status "+want, func() bool { return lockOf(t, in.sock, "scheduler") == want })
+	}
 	beats := readBeats(t, hb)
 	if len(beats) != 1 || !beats[0].start {
 		t.Fatalf("want exactly one instance started, have %v", beats)
-	}
-	holder := -1
-	for i, in := range insts {
-		if "b"+strconv.Itoa(i) == beats[0].id {
-			holder = i
-		}
-		want := "standby/standby"
-		if "b"+strconv.Itoa(i) == beats[0].id {
-			want = "holder/running"
-		}
-		harness.Eventually(t, 5*time.Second, "status "+want, func() bool { return lockOf(t, in.sock, "scheduler") == want })
 	}
 
 	// SIGKILL of the holder's namespace: nothing of it writes a stop line
@@ -355,6 +354,7 @@ func TestFaultSingletonConsulHang(t *testing.T) {
 	hb := filepath.Join(dir, "heartbeat")
 	const ttl = 10 * time.Second
 	var bs []*harness.BerthRun
+	var socks []string
 	for i := range 2 {
 		id := "b" + strconv.Itoa(i)
 		cfg := writeFile(t, dir, id+".hcl", consulBlock(proxy.Addr())+`
@@ -367,8 +367,8 @@ job "scheduler" {
   command      = `+heartbeat(id, hb)+`
 }
 `)
-		b, _ := runConfig(t, cfg, "-log-level", "info")
-		bs = append(bs, b)
+		b, sock := runConfig(t, cfg, "-log-level", "info")
+		bs, socks = append(bs, b), append(socks, sock)
 	}
 	harness.Eventually(t, 20*time.Second, "one heartbeat start", func() bool { return len(readBeats(t, hb)) >= 1 })
 	hung := time.Now()
@@ -384,7 +384,12 @@ job "scheduler" {
 	recovered := time.Now()
 	harness.Eventually(t, 2*ttl+10*time.Second, "a start after Consul answers again", func() bool { return len(readBeats(t, hb)) >= 3 })
 	again := time.Since(recovered)
-	time.Sleep(2 * time.Second)
+	// both berths are back in Consul, one holding, one a standby asking with its new session
+	harness.Eventually(t, 2*ttl, "two sessions after the recovery", func() bool { return sessionsNamed(t, c.Addr, "berth singleton scheduler") == 2 })
+	harness.Eventually(t, 10*time.Second, "a holder and a standby", func() bool {
+		a, b := lockOf(t, socks[0], "scheduler"), lockOf(t, socks[1], "scheduler")
+		return a == "holder/running" && b == "standby/standby" || a == "standby/standby" && b == "holder/running"
+	})
 	beats = readBeats(t, hb)
 	checkNoOverlap(t, beats, nil)
 	if n := len(beats); n != 3 {
@@ -425,7 +430,10 @@ job "scheduler" {
 	holder := start("holder", c.Addr)
 	harness.Eventually(t, 20*time.Second, "the holder running", func() bool { return len(readBeats(t, hb)) >= 1 })
 	standby := start("standby", proxy.Addr())
-	time.Sleep(3 * time.Second) // session created, first lock query sent
+	harness.Eventually(t, 20*time.Second, "the standby's first blocking query on the lock", func() bool {
+		n, plain := proxy.Count("/v1/kv/", time.Time{})
+		return n > plain
+	})
 	since := time.Now()
 	time.Sleep(time.Minute)
 	n, plain := proxy.Count("/v1/", since)
@@ -462,11 +470,15 @@ job "migrate" {
   session_ttl = "10s"
   command     = %s
 }
-`, hclList("/bin/sh", "-c", fmt.Sprintf(`echo "start $(date +%%s%%N)" >> %s; sleep 4; echo "end $(date +%%s%%N)" >> %s`, runs, runs))))
+`, hclList("/bin/sh", "-c", fmt.Sprintf(`echo "start $(date +%%s%%N)" >> %s; sleep 6; echo "end $(date +%%s%%N)" >> %s`, runs, runs))))
 	first, _ := runConfig(t, cfg, "--", app, "-stamp", mains)
 	harness.Eventually(t, 20*time.Second, "the first run", func() bool { return fileHas(runs, "start") })
 	second, _ := runConfig(t, cfg, "--", app, "-stamp", mains)
-	time.Sleep(time.Second)
+	// the second berth waits on the lock with a session of its own
+	harness.Eventually(t, 20*time.Second, "the waiter's session", func() bool { return sessionsNamed(t, c.Addr, "berth once migrate") == 2 })
+	if fileHas(runs, "end") {
+		t.Fatalf("the first run ended before the waiter was waiting; the scenario needs it mid-run")
+	}
 	killed := time.Now()
 	first.Signal(syscall.SIGKILL)
 	if code := second.Wait(60 * time.Second); code != 0 {
@@ -488,6 +500,20 @@ job "migrate" {
 		Observed: fmt.Sprintf("the waiter started the job %s after the kill and exited 0", took.Round(100*time.Millisecond)),
 		Figure:   fmt.Sprintf("take-over after %s", took.Round(100*time.Millisecond)),
 	})
+}
+
+// sessionsNamed counts the Consul sessions named name: berth opens one for each lock it asks for.
+func sessionsNamed(t *testing.T, addr, name string) int {
+	t.Helper()
+	var sessions []struct{ Name string }
+	getJSON(t, "http://"+addr+"/v1/session/list", &sessions)
+	n := 0
+	for _, s := range sessions {
+		if s.Name == name {
+			n++
+		}
+	}
+	return n
 }
 
 func fileHas(path, s string) bool {

@@ -41,18 +41,22 @@ func (r *raceRun) stop(t *testing.T) {
 
 func waitRaceSocket(t *testing.T, r *raceRun, sock string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if code, _, _ := ctl(t, sock, "status"); code == 0 {
-			return
-		}
+	exited := false
+	if !harness.WithinEvery(30*time.Second, 50*time.Millisecond, func() bool { // a process per check
 		select {
 		case <-r.done:
-			t.Fatalf("berth exited (%d) before its control socket answered\n%s", r.code, r.stderr.String())
-		case <-time.After(50 * time.Millisecond):
+			exited = true
+			return true
+		default:
 		}
+		code, _, _ := ctl(t, sock, "status")
+		return code == 0
+	}) {
+		t.Fatalf("control socket %s did not answer\n%s", sock, r.stderr.String())
 	}
-	t.Fatalf("control socket %s did not answer\n%s", sock, r.stderr.String())
+	if exited {
+		t.Fatalf("berth exited (%d) before its control socket answered\n%s", r.code, r.stderr.String())
+	}
 }
 
 // status runs `berth ctl status` and parses it.
@@ -99,16 +103,11 @@ job "flaky" {
 	r := startRaceBerth(t, "run", "-control-socket", sock, "-config", cfg)
 	waitRaceSocket(t, r, sock)
 	var st ctlStatus
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	if !harness.WithinEvery(20*time.Second, 200*time.Millisecond, func() bool { // a ctl process per check, under -race
 		st = status(t, sock)
-		if st.unit(t, "flaky").Restarts >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("flaky was not restarted twice within 20s: %+v", st.Processes)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return st.unit(t, "flaky").Restarts >= 2
+	}) {
+		t.Fatalf("flaky was not restarted twice within 20s: %+v", st.Processes)
 	}
 	if st.Pid != r.cmd.Process.Pid {
 		t.Errorf("status pid %d, berth is %d", st.Pid, r.cmd.Process.Pid)
@@ -163,12 +162,8 @@ job "two" {
 		}
 		// two was stopped and started again with its new command; one was not touched
 		harness.WaitFile(t, twoLog, "signal TERM", 10*time.Second)
-		deadline := time.Now().Add(10 * time.Second)
-		for strings.Count(fileText(t, twoLog), "ready") < 2 {
-			if time.Now().After(deadline) {
-				t.Fatalf("two did not start again:\n%s", fileText(t, twoLog))
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !harness.Within(10*time.Second, func() bool { return strings.Count(fileText(t, twoLog), "ready") >= 2 }) {
+			t.Fatalf("two did not start again:\n%s", fileText(t, twoLog))
 		}
 		if c := strings.Count(fileText(t, oneLog), "ready"); c != 1 || strings.Contains(fileText(t, oneLog), "signal") {
 			t.Fatalf("one was restarted or signalled by a reload that did not change it:\n%s", fileText(t, oneLog))
@@ -317,23 +312,16 @@ job "report" {
 `)
 	r := startRaceBerth(t, "run", "-control-socket", sock, "-config", cfg)
 	waitRaceSocket(t, r, sock)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(r.stdout.String(), "FEATURE_FLAG= set=false") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the job did not run:\n%s", r.stdout.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !harness.Within(10*time.Second, func() bool { return strings.Contains(r.stdout.String(), "FEATURE_FLAG= set=false") }) {
+		t.Fatalf("the job did not run:\n%s", r.stdout.String())
 	}
 	value := `on = "yes" $HOME`
 	if code, _, stderr := ctl(t, sock, "putenv", "FEATURE_FLAG="+value); code != 0 {
 		t.Fatalf("putenv: exit %d\n%s", code, stderr)
 	}
 	want := "FEATURE_FLAG=" + value + " set=true"
-	for !strings.Contains(r.stdout.String(), want) {
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatalf("the next run does not see %q:\n%s", want, r.stdout.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !harness.Within(20*time.Second, func() bool { return strings.Contains(r.stdout.String(), want) }) {
+		t.Fatalf("the next run does not see %q:\n%s", want, r.stdout.String())
 	}
 	// putenv values are never logged
 	if strings.Contains(r.stderr.String(), value) {
@@ -362,17 +350,15 @@ job "svc" {
 	env := []string{"BERTH_CONTROL_SOCKET=" + sock}
 	healthIs := func(want int) (string, string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			code, out, stderr := berthCmd(t, env, "health")
-			if code == want {
-				return out, stderr
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("berth health: want exit %d, have %d\n%s%s", want, code, out, stderr)
-			}
-			time.Sleep(100 * time.Millisecond)
+		var code int
+		var out, stderr string
+		if !harness.WithinEvery(20*time.Second, 100*time.Millisecond, func() bool { // a process per check
+			code, out, stderr = berthCmd(t, env, "health")
+			return code == want
+		}) {
+			t.Fatalf("berth health: want exit %d, have %d\n%s%s", want, code, out, stderr)
 		}
+		return out, stderr
 	}
 	healthIs(0)
 	// -socket overrides the environment

@@ -60,20 +60,25 @@ func ctl(t *testing.T, sock string, args ...string) (int, string, string) {
 // waitSocket waits until berth answers `ctl status` on sock.
 func waitSocket(t *testing.T, b *harness.BerthRun, sock string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(sock); err == nil {
-			if code, _, _ := ctl(t, sock, "status"); code == 0 {
-				return
-			}
-		}
+	exited := false
+	if !harness.WithinEvery(30*time.Second, 50*time.Millisecond, func() bool { // a ctl process per check
 		select {
 		case <-b.Done():
-			t.Fatalf("berth exited before its control socket answered\nstderr:\n%s", b.Stderr.String())
-		case <-time.After(50 * time.Millisecond):
+			exited = true
+			return true
+		default:
 		}
+		if _, err := os.Stat(sock); err != nil {
+			return false
+		}
+		code, _, _ := ctl(t, sock, "status")
+		return code == 0
+	}) {
+		t.Fatalf("control socket %s did not answer within 30s\nstderr:\n%s", sock, b.Stderr.String())
 	}
-	t.Fatalf("control socket %s did not answer within 30s\nstderr:\n%s", sock, b.Stderr.String())
+	if exited {
+		t.Fatalf("berth exited before its control socket answered\nstderr:\n%s", b.Stderr.String())
+	}
 }
 
 // readStamps reads the "UNIXNANO PID" lines testapp -stamp appends.
@@ -99,18 +104,16 @@ func readStamps(t *testing.T, path string) (times []time.Time, pids []int) {
 // waitLines waits until path has at least n non-empty lines.
 func waitLines(t *testing.T, path string, n int, timeout time.Duration) []string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		data, _ := os.ReadFile(path)
-		lines := strings.Fields(strings.ReplaceAll(string(data), " ", "_"))
-		if len(lines) >= n {
-			return strings.Split(strings.TrimSpace(string(data)), "\n")
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d lines, want %d within %s:\n%s", path, len(lines), n, timeout, data)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var data []byte
+	var lines []string
+	if !harness.Within(timeout, func() bool {
+		data, _ = os.ReadFile(path)
+		lines = strings.Fields(strings.ReplaceAll(string(data), " ", "_"))
+		return len(lines) >= n
+	}) {
+		t.Fatalf("%s has %d lines, want %d within %s:\n%s", path, len(lines), n, timeout, data)
 	}
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
 
 // noStackTrace fails when berth printed a Go panic.

@@ -911,13 +911,10 @@ secret "baked" {
 		sw.scan("berth's stdout (the children's output)", stdout)
 		sw.scan("berth's trace-level stderr", stderr)
 		// DogStatsD datagrams are flushed at shutdown and may trail the exit
-		for deadline := time.Now().Add(5 * time.Second); !slices.ContainsFunc(dsd.Lines(), func(l string) bool {
-			return strings.HasPrefix(l, "berth.process.exits:")
-		}); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Errorf("no berth.process.exits datagram; received %d lines", len(dsd.Lines()))
-				break
-			}
+		if !harness.Within(5*time.Second, func() bool {
+			return slices.ContainsFunc(dsd.Lines(), func(l string) bool { return strings.HasPrefix(l, "berth.process.exits:") })
+		}) {
+			t.Errorf("no berth.process.exits datagram; received %d lines", len(dsd.Lines()))
 		}
 		sw.scan("DogStatsD datagrams", strings.Join(dsd.Lines(), "\n"))
 	})

@@ -138,23 +138,6 @@ func fleetPassing(consulAddr, service string) (map[string]bool, error) {
 	return set, nil
 }
 
-// fleetWait polls cond every 50ms (the observer's polling, not berth's) until it holds or timeout passes.
-func fleetWait(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	last := ""
-	for time.Since(start) < timeout {
-		ok, state := cond()
-		if ok {
-			return time.Since(start)
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s (%s)", what, timeout, last)
-	return 0
-}
-
 // TestFleetConsul: 200 berths, each registering one instance of service "fleet" with an HTTP check berth
 // runs (every 10s, the default) against one small HTTP server, and following the same service with a peers
 // block rendered to a file, all through one counting proxy in front of one `consul agent -dev`. Measured:
@@ -265,17 +248,23 @@ peers "fleet" {
 		members = append(members, start(31000+i))
 	}
 	spawned := time.Since(t0)
-	regConv := spawned + fleetWait(t, 3*time.Minute, "all 200 passing in Consul", passingIs(expect(members)))
+	regConv := spawned + waitUntil(t, 3*time.Minute, "all 200 passing in Consul", passingIs(expect(members)), nil)
 	peersConv := time.Since(t0)
-	peersConv = fleetWait(t, 3*time.Minute, "every peers file lists the other 199", peersOf(members, members)) + peersConv
+	peersConv = waitUntil(t, 3*time.Minute, "every peers file lists the other 199", peersOf(members, members), nil) + peersConv
 	startupCPU := fleetCPU(t, consulPid) - cpu0
 	startupReqs := proxy.Requests("/", t0)
 	if err := alive(members); err != nil {
 		t.Fatal(err)
 	}
 
-	// 2. Steady state: let the start-up settle for two check intervals, then count a minute.
-	time.Sleep(2 * interval)
+	// 2. Steady state: the start-up has settled once every berth's peers query waits on the current index
+	// (the last start-up change went through all of them); then count a minute. Checked every second: each
+	// check lists the whole service.
+	settled := time.Now()
+	if !harness.WithinEvery(3*time.Minute, time.Second, func() bool { return proxy.Waiting("/v1/health/service/fleet") >= n }) {
+		t.Fatalf("steady state: fewer than %d peers queries wait on Consul's current index after 3m", n)
+	}
+	t.Logf("start-up settled %s after the peers files converged", time.Since(settled).Round(100*time.Millisecond))
 	pids := make([]int, len(members))
 	for i, m := range members {
 		pids[i] = m.cmd.Process.Pid
@@ -327,11 +316,11 @@ peers "fleet" {
 		fresh = append(fresh, start(32000+i))
 	}
 	next := append(slices.Clone(survivors), fresh...)
-	churnPass := fleetWait(t, 3*time.Minute, "the new 200 passing after churn", passingIs(expect(next)))
-	churnSurvivors := fleetWait(t, 3*time.Minute, "every survivor's peers file reflects the churn",
-		peersOf(survivors, next)) + churnPass
+	churnPass := waitUntil(t, 3*time.Minute, "the new 200 passing after churn", passingIs(expect(next)), nil)
+	churnSurvivors := waitUntil(t, 3*time.Minute, "every survivor's peers file reflects the churn",
+		peersOf(survivors, next), nil) + churnPass
 	churnAll := time.Since(t1)
-	churnAll = fleetWait(t, 3*time.Minute, "every member's peers file (new ones too)", peersOf(next, next)) + churnAll
+	churnAll = waitUntil(t, 3*time.Minute, "every member's peers file (new ones too)", peersOf(next, next), nil) + churnAll
 	churnCPU := fleetCPU(t, consulPid) - c1
 	churnWindow := time.Since(t1)
 	churnReqs := proxy.Requests("/", t1)

@@ -150,16 +150,13 @@ job "crash" {
 		b, sock := runConfig(t, cfg)
 		waitLines(t, stamps, 2, 20*time.Second)
 		// it gave up (the status says failed) and berth keeps running the main command
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			code, out, _ := ctl(t, sock, "status")
-			if code == 0 && unitState(t, out, "crash") == "failed" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the optional job is not failed after giving up:\n%s", out)
-			}
-			time.Sleep(100 * time.Millisecond)
+		var out string
+		if !harness.WithinEvery(10*time.Second, 100*time.Millisecond, func() bool { // a ctl process per check
+			var code int
+			code, out, _ = ctl(t, sock, "status")
+			return code == 0 && unitState(t, out, "crash") == "failed"
+		}) {
+			t.Fatalf("the optional job is not failed after giving up:\n%s", out)
 		}
 		if have := b.Wait(30 * time.Second); have != 0 {
 			t.Fatalf("an optional job giving up must not change the exit code: want 0, have %d\n%s", have, b.Stderr.String())
@@ -292,12 +289,8 @@ job "b" {
 `)
 	b, sock := runConfig(t, cfg)
 	waitSocket(t, b, sock)
-	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(fileText(t, log), "ready") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not all three processes started:\n%s", fileText(t, log))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !harness.Within(20*time.Second, func() bool { return strings.Count(fileText(t, log), "ready") >= 3 }) {
+		t.Fatalf("not all three processes started:\n%s", fileText(t, log))
 	}
 	_, out, _ := ctl(t, sock, "status")
 	names := map[string]string{} // "ready pid=N" → process name

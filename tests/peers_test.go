@@ -116,15 +116,13 @@ func waitRoutes(t *testing.T, want int, timeout time.Duration, nodes ...*natsNod
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, n := range nodes {
-		for {
-			rz, err := n.routez()
-			if err == nil && rz.NumRoutes == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: want %d routes within %s, have %+v (%v)\nits config:\n%s\nberth stderr:\n%s", n.name, want, timeout, rz, err, readFile(n.conf), n.berth.Stderr.String())
-			}
-			time.Sleep(100 * time.Millisecond)
+		var rz routez
+		var err error
+		if !harness.WithinEvery(time.Until(deadline), 100*time.Millisecond, func() bool {
+			rz, err = n.routez()
+			return err == nil && rz.NumRoutes == want
+		}) {
+			t.Fatalf("%s: want %d routes within %s, have %+v (%v)\nits config:\n%s\nberth stderr:\n%s", n.name, want, timeout, rz, err, readFile(n.conf), n.berth.Stderr.String())
 		}
 	}
 }
@@ -195,9 +193,13 @@ func TestPeersBootstrapNatsCluster(t *testing.T) {
 		t.Fatalf("n1's berth should have applied on_change:\n%s", n1.berth.Stderr.String())
 	}
 
-	// Steady state: peers are followed with blocking queries, nothing polls. (One second first for the last
-	// check-output sync of the start-up to pass through the open queries.)
-	time.Sleep(time.Second)
+	// Steady state: peers are followed with blocking queries, nothing polls. First the start-up's last
+	// changes (check-output syncs) must have passed through: each berth's query waits on the current index.
+	for _, n := range nodes {
+		harness.Eventually(t, 20*time.Second, n.name+"'s peers query open at the current index", func() bool {
+			return n.proxy.Waiting("/v1/health/service/nats") >= 1
+		})
+	}
 	quiet := time.Now()
 	time.Sleep(6 * time.Second)
 	for _, n := range nodes {
@@ -227,12 +229,8 @@ func TestPeersBootstrapNatsCluster(t *testing.T) {
 		t.Fatalf("n3's berth exit %d, want 137 (nats-server was SIGKILLed)\n%s", code, n3.berth.Stderr.String())
 	}
 	for _, n := range []*natsNode{n1, n2} {
-		deadline := time.Now().Add(15 * time.Second)
-		for strings.Contains(readFile(n.conf), routeTo(n3)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s's routes still list n3 15s after it died:\n%s\nberth stderr:\n%s", n.name, readFile(n.conf), n.berth.Stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !harness.Within(15*time.Second, func() bool { return !strings.Contains(readFile(n.conf), routeTo(n3)) }) {
+			t.Fatalf("%s's routes still list n3 15s after it died:\n%s\nberth stderr:\n%s", n.name, readFile(n.conf), n.berth.Stderr.String())
 		}
 		t.Logf("%s's peer file dropped n3 %s after the kill", n.name, time.Since(kill).Round(time.Millisecond))
 	}

@@ -323,20 +323,21 @@ func descendants(pid int) []int {
 
 func (r *initRun) firstChild(pid int, what string) int {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	c := 0
+	if !harness.Within(10*time.Second, func() bool {
 		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 		for _, f := range files {
 			data, _ := os.ReadFile(f)
 			if fs := strings.Fields(string(data)); len(fs) > 0 {
-				c, _ := strconv.Atoi(fs[0])
-				return c
+				c, _ = strconv.Atoi(fs[0])
+				return true
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}) {
+		r.t.Fatalf("%s: no %s within 10s\n%s", r.name, what, r.diag())
 	}
-	r.t.Fatalf("%s: no %s within 10s\n%s", r.name, what, r.diag())
-	return 0
+	return c
 }
 
 // child is the init's child (the main command), as seen from the test.
@@ -456,17 +457,11 @@ func procState(pid int) byte {
 
 func waitState(t *testing.T, pid int, what string, want func(byte) bool, timeout time.Duration) byte {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st := procState(pid)
-		if want(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (pid %d): state %q within %s", what, pid, st, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var st byte
+	if !harness.Within(timeout, func() bool { st = procState(pid); return want(st) }) {
+		t.Fatalf("%s (pid %d): state %q within %s", what, pid, st, timeout)
 	}
+	return st
 }
 
 func stopped(st byte) bool { return st == 'T' }
@@ -1007,15 +1002,11 @@ func TestPeerSuiteJobControl(t *testing.T) {
 				t.Fatalf("no pid after SPID=: %v\n%s", err, r.diag())
 			}
 			r.write("fg %1\n")
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				if pg, err := unix.IoctlGetInt(int(r.master.Fd()), unix.TIOCGPGRP); err == nil && pg == spid {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the background job %d never became the terminal's foreground group\n%s", spid, r.diag())
-				}
-				time.Sleep(5 * time.Millisecond)
+			if !harness.Within(10*time.Second, func() bool {
+				pg, err := unix.IoctlGetInt(int(r.master.Fd()), unix.TIOCGPGRP)
+				return err == nil && pg == spid
+			}) {
+				t.Fatalf("the background job %d never became the terminal's foreground group\n%s", spid, r.diag())
 			}
 			// bash hands the terminal over (tcsetpgrp) a moment before it restores the job's terminal modes;
 			// a ^C in between is read as a plain byte, so it is repeated until the job is gone.

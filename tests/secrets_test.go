@@ -944,14 +944,9 @@ secret "rot" {
 		t.Fatal("SIGHUP before the secret changed")
 	}
 	a.PutSecret(t, "rot/token", "token-version-two")
-	// polled here rather than with harness.WaitFile, which would print the file (a secret) on failure
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if data, _ := os.ReadFile(dest); string(data) == "token-version-two" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s was not rewritten with the new version within 30s", dest)
-		}
+	// waited on here rather than with harness.WaitFile, which would print the file (a secret) on failure
+	if !harness.Within(30*time.Second, func() bool { data, _ := os.ReadFile(dest); return string(data) == "token-version-two" }) {
+		t.Fatalf("%s was not rewritten with the new version within 30s", dest)
 	}
 	harness.WaitFile(t, log, "signal HUP", 30*time.Second)
 	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o400 {

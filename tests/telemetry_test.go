@@ -355,11 +355,8 @@ job "flaky" {
 				{"berth.process.restarts", []string{"job:flaky"}},
 				{"berth.process.exits", []string{"job:main", "exit_code:0"}},
 			} {
-				for tc.sink.find(want.name, append(want.tags, global...)...) == "" {
-					if time.Now().After(deadline) {
-						t.Fatalf("no %s with tags %v; received:\n%s", want.name, append(want.tags, global...), tc.sink.all())
-					}
-					time.Sleep(20 * time.Millisecond)
+				if !harness.Within(time.Until(deadline), func() bool { return tc.sink.find(want.name, append(want.tags, global...)...) != "" }) {
+					t.Fatalf("no %s with tags %v; received:\n%s", want.name, append(want.tags, global...), tc.sink.all())
 				}
 			}
 			// the count of starts of flaky is the number of runs
