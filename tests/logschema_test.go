@@ -15,43 +15,15 @@ import (
 	"github.com/berth-dev/berth/tests/harness"
 )
 
-// logLine is one JSON object of berth's output: its keys in the order written, and its values.
-type logLine struct {
-	raw  string
-	keys []string
-	obj  map[string]any
-}
-
-// parseLogLine decodes one line as a JSON object, keeping the key order; ok is false for anything else.
-func parseLogLine(line string) (logLine, bool) {
-	l := logLine{raw: line}
-	dec := json.NewDecoder(strings.NewReader(line))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return l, false
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return l, false
-		}
-		l.keys = append(l.keys, tok.(string))
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return l, false
-		}
-	}
-	if err := json.Unmarshal([]byte(line), &l.obj); err != nil {
-		return l, false
-	}
-	return l, true
-}
+// logLine is one JSON object of a log line (harness.ParseJSONLine).
+type logLine = harness.JSONLine
 
 // jsonLines parses every line of out; a line that is not a JSON object fails the test.
 func jsonLines(t *testing.T, what, out string) []logLine {
 	t.Helper()
 	var lines []logLine
 	for i, s := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		l, ok := parseLogLine(s)
+		l, ok := harness.ParseJSONLine(s)
 		if !ok {
 			t.Fatalf("%s line %d is not a JSON object: %q\n%s", what, i+1, s, out)
 		}
@@ -74,24 +46,24 @@ func hasECS(t *testing.T, l logLine) bool {
 	t.Helper()
 	n := 0
 	for _, k := range ecsKeys {
-		if v, ok := l.obj[k]; ok {
+		if v, ok := l.Obj[k]; ok {
 			n++
 			if v != ecsWant[k] {
-				t.Errorf("%s = %v, want %v: %s", k, v, ecsWant[k], l.raw)
+				t.Errorf("%s = %v, want %v: %s", k, v, ecsWant[k], l.Raw)
 			}
 		}
 	}
 	if n != 0 && n != len(ecsKeys) {
-		t.Errorf("%d of %d ECS fields: %s", n, len(ecsKeys), l.raw)
+		t.Errorf("%d of %d ECS fields: %s", n, len(ecsKeys), l.Raw)
 	}
 	return n == len(ecsKeys)
 }
 
 func checkTimestamp(t *testing.T, l logLine) {
 	t.Helper()
-	ts, _ := l.obj["timestamp"].(string)
+	ts, _ := l.Obj["timestamp"].(string)
 	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || !strings.HasSuffix(ts, "Z") {
-		t.Errorf("timestamp %q is not RFC 3339 UTC: %s", ts, l.raw)
+		t.Errorf("timestamp %q is not RFC 3339 UTC: %s", ts, l.Raw)
 	}
 }
 
@@ -113,26 +85,26 @@ main { command = `+hclList(app, "-cat-err", errFile, "-code", "3")+` }
 	for _, l := range jsonLines(t, "stderr", b.Stderr.String()) {
 		checkTimestamp(t, l)
 		switch {
-		case l.obj["message"] == "main command exited":
+		case l.Obj["message"] == "main command exited":
 			own = &l
-		case l.obj["job"] == "main" && l.obj["stream"] == "stderr":
+		case l.Obj["job"] == "main" && l.Obj["stream"] == "stderr":
 			proc = &l
 		}
 	}
 	if own == nil || proc == nil {
 		t.Fatalf("want berth's \"main command exited\" and main's stderr line on stderr:\n%s", b.Stderr.String())
 	}
-	if want := []string{"timestamp", "level", "logger", "message", "code"}; !slices.Equal(own.keys, want) {
-		t.Errorf("berth line keys %v, want %v: %s", own.keys, want, own.raw)
+	if want := []string{"timestamp", "level", "logger", "message", "code"}; !slices.Equal(own.Keys, want) {
+		t.Errorf("berth line keys %v, want %v: %s", own.Keys, want, own.Raw)
 	}
-	if own.obj["level"] != "info" || own.obj["code"] != 3.0 || !strings.HasPrefix(own.obj["logger"].(string), "berth") {
-		t.Errorf("berth line values: %s", own.raw)
+	if own.Obj["level"] != "info" || own.Obj["code"] != 3.0 || !strings.HasPrefix(own.Obj["logger"].(string), "berth") {
+		t.Errorf("berth line values: %s", own.Raw)
 	}
-	if want := []string{"timestamp", "level", "job", "stream", "message"}; !slices.Equal(proc.keys, want) {
-		t.Errorf("process line keys %v, want %v: %s", proc.keys, want, proc.raw)
+	if want := []string{"timestamp", "level", "job", "stream", "message"}; !slices.Equal(proc.Keys, want) {
+		t.Errorf("process line keys %v, want %v: %s", proc.Keys, want, proc.Raw)
 	}
-	if proc.obj["level"] != "error" || proc.obj["message"] != `boom <b> & "q"` {
-		t.Errorf("process line values: %s", proc.raw)
+	if proc.Obj["level"] != "error" || proc.Obj["message"] != `boom <b> & "q"` {
+		t.Errorf("process line values: %s", proc.Raw)
 	}
 }
 
@@ -165,9 +137,9 @@ main { command = ["sh", "-c", `+fmt.Sprintf("%q", "while [ ! -e "+stop+" ]; do e
 		for _, l := range jsonLines(t, stream, out) {
 			if hasECS(t, l) {
 				switch {
-				case l.obj["logger"] != nil && ownECS == nil:
+				case l.Obj["logger"] != nil && ownECS == nil:
 					ownECS = &l
-				case l.obj["stream"] == stream && procECS == nil:
+				case l.Obj["stream"] == stream && procECS == nil:
 					procECS = &l
 				}
 			}
@@ -176,10 +148,10 @@ main { command = ["sh", "-c", `+fmt.Sprintf("%q", "while [ ! -e "+stop+" ]; do e
 	if ownECS == nil || procECS == nil {
 		t.Fatalf("want a berth line and a process line with the ECS fields\nstdout:\n%.2000s\nstderr:\n%s", b.Stdout.String(), b.Stderr.String())
 	}
-	if want := append([]string{"timestamp", "level", "job", "stream", "message"}, ecsKeys...); !slices.Equal(procECS.keys, want) {
-		t.Errorf("process line keys %v, want %v", procECS.keys, want)
+	if want := append([]string{"timestamp", "level", "job", "stream", "message"}, ecsKeys...); !slices.Equal(procECS.Keys, want) {
+		t.Errorf("process line keys %v, want %v", procECS.Keys, want)
 	}
-	if k := ownECS.keys; len(k) < 4+len(ecsKeys) || !slices.Equal(k[:4], []string{"timestamp", "level", "logger", "message"}) ||
+	if k := ownECS.Keys; len(k) < 4+len(ecsKeys) || !slices.Equal(k[:4], []string{"timestamp", "level", "logger", "message"}) ||
 		!slices.Equal(k[len(k)-len(ecsKeys):], ecsKeys) {
 		t.Errorf("berth line keys %v: want timestamp, level, logger, message, fields, then %v", k, ecsKeys)
 	}
@@ -222,7 +194,7 @@ main { command = `+hclList(app, "-say", "hello")+` }
 	lines := append(jsonLines(t, "stdout", b.Stdout.String()), jsonLines(t, "stderr", b.Stderr.String())...)
 	for _, l := range lines {
 		if hasECS(t, l) {
-			t.Errorf("ECS fields without an answer from the endpoint: %s", l.raw)
+			t.Errorf("ECS fields without an answer from the endpoint: %s", l.Raw)
 		}
 	}
 	if !strings.Contains(b.Stdout.String(), `"message":"hello"`) {
@@ -292,9 +264,9 @@ func TestAWSSDKLogThroughBerth(t *testing.T) {
 						t.Errorf("want hclog's text line of berth.secrets.aws at WARN: %q", line)
 					}
 				case "json":
-					l, ok := parseLogLine(line)
-					if !ok || l.obj["logger"] != "berth.secrets.aws" || l.obj["level"] != "warn" ||
-						!strings.HasPrefix(l.obj["message"].(string), "falling back to IMDSv1") {
+					l, ok := harness.ParseJSONLine(line)
+					if !ok || l.Obj["logger"] != "berth.secrets.aws" || l.Obj["level"] != "warn" ||
+						!strings.HasPrefix(l.Obj["message"].(string), "falling back to IMDSv1") {
 						t.Errorf("want a schema line of berth.secrets.aws at warn: %q", line)
 					}
 				}

@@ -51,14 +51,7 @@ func TestPeerSuiteSingleChild(t *testing.T) {
 		for _, m := range modes {
 			t.Run(in.name+"/"+m.name, func(t *testing.T) {
 				t.Parallel()
-				sigs := []int{1, 10, 12, 14, 24, 28, 30, sigRTMIN + 3}
-				if in.name != "tini" {
-					sigs = append(sigs, 11, 6) // tini leaves these at their default action (TestPeerSuiteSignals)
-				}
-				r := startInit(t, in, initOpts{pid1: m.pid1}, sp, "-m", "2")
-				r.waitLine(0, "m1 ready*", 10*time.Second)
-				r.waitLine(0, "m2 ready*", 10*time.Second)
-				from := r.waitLine(0, "main ready*", 10*time.Second) + 1
+				sigs, r, from := startGroup(t, in, m.pid1, sp)
 				child := r.child()
 				members := descendants(child)
 				if len(members) != 2 {

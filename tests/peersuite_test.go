@@ -710,6 +710,21 @@ func endWithChildKilled(t *testing.T, r *initRun) {
 	}
 }
 
+// startGroup starts sigprint under in with two more members in its process group, waits until all three are
+// ready, and returns the signals to send it (tini leaves SIGSEGV and SIGABRT at their default action,
+// TestPeerSuiteSignals) and the output line from which the answers come.
+func startGroup(t *testing.T, in peerInit, pid1 bool, sp string) (sigs []int, r *initRun, from int) {
+	t.Helper()
+	sigs = []int{1, 10, 12, 14, 24, 28, 30, sigRTMIN + 3}
+	if in.name != "tini" {
+		sigs = append(sigs, 11, 6)
+	}
+	r = startInit(t, in, initOpts{pid1: pid1}, sp, "-m", "2")
+	r.waitLine(0, "m1 ready*", 10*time.Second)
+	r.waitLine(0, "m2 ready*", 10*time.Second)
+	return sigs, r, r.waitLine(0, "main ready*", 10*time.Second) + 1
+}
+
 // tini's pgroup test and dumb-init's child_processes_test.py: a signal sent to the init reaches every
 // process of the child's process group, not just the child.
 func TestPeerSuiteProcessGroup(t *testing.T) {
@@ -719,14 +734,7 @@ func TestPeerSuiteProcessGroup(t *testing.T) {
 		for _, m := range modes {
 			t.Run(in.name+"/"+m.name, func(t *testing.T) {
 				t.Parallel()
-				sigs := []int{1, 10, 12, 14, 24, 28, 30, sigRTMIN + 3}
-				if in.name != "tini" {
-					sigs = append(sigs, 11, 6) // tini leaves these at their default action (TestPeerSuiteSignals)
-				}
-				r := startInit(t, in, initOpts{pid1: m.pid1}, sp, "-m", "2")
-				r.waitLine(0, "m1 ready*", 10*time.Second)
-				r.waitLine(0, "m2 ready*", 10*time.Second)
-				from := r.waitLine(0, "main ready*", 10*time.Second) + 1
+				sigs, r, from := startGroup(t, in, m.pid1, sp)
 				for _, n := range sigs {
 					r.signal(n)
 					for _, role := range []string{"main", "m1", "m2"} {

@@ -24,37 +24,11 @@ import (
 
 	"github.com/berth-dev/berth/ecsmeta"
 	"github.com/berth-dev/berth/telemetry"
+	"github.com/berth-dev/berth/tests/harness"
 )
 
-// jsonLine is one JSON object: its keys in the order written, and its values.
-type jsonLine struct {
-	keys []string
-	obj  map[string]any
-}
-
-// parseJSONLine decodes s as one JSON object, keeping the key order; ok is false for anything else.
-func parseJSONLine(s string) (jsonLine, bool) {
-	var l jsonLine
-	dec := json.NewDecoder(strings.NewReader(s))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return l, false
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return l, false
-		}
-		l.keys = append(l.keys, tok.(string))
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return l, false
-		}
-	}
-	if err := json.Unmarshal([]byte(s), &l.obj); err != nil {
-		return l, false
-	}
-	return l, true
-}
+// jsonLine is one JSON object of a log line (harness.ParseJSONLine).
+type jsonLine = harness.JSONLine
 
 // docLogLine is an example log line of a page: a line that is a JSON object with a "message".
 type docLogLine struct {
@@ -70,16 +44,16 @@ func docLogLines(t *testing.T, page string) []docLogLine {
 		if !strings.HasPrefix(s, "{\"") {
 			continue
 		}
-		l, ok := parseJSONLine(s)
+		l, ok := harness.ParseJSONLine(s)
 		if !ok && strings.Contains(s, `"message"`) {
 			t.Errorf("%s:%d: an example log line that is not one JSON object: %s", page, i+1, s)
 		}
 		if !ok {
 			continue
 		}
-		if _, ok := l.obj["message"]; ok {
+		if _, ok := l.Obj["message"]; ok {
 			out = append(out, docLogLine{where: page + ":" + strconv.Itoa(i+1), line: l})
-		} else if _, ok := l.obj["time"]; ok {
+		} else if _, ok := l.Obj["time"]; ok {
 			t.Errorf("%s:%d: a log line without \"message\" (the old schema?): %s", page, i+1, s)
 		}
 	}
@@ -161,7 +135,7 @@ func (e *logEmitter) processLine(onECS bool, job, stream, message string) jsonLi
 
 func (e *logEmitter) only(out string) jsonLine {
 	e.t.Helper()
-	l, ok := parseJSONLine(strings.TrimSuffix(out, "\n"))
+	l, ok := harness.ParseJSONLine(strings.TrimSuffix(out, "\n"))
 	if !ok || strings.Count(out, "\n") != 1 {
 		e.t.Fatalf("not one JSON line: %q", out)
 	}
@@ -174,17 +148,17 @@ var ecsLogKeys = []string{"ecs_cluster", "ecs_task_arn", "ecs_family", "ecs_revi
 // logger, level, job, stream, message and fields, with the ECS fields when d has any.
 func (e *logEmitter) emitted(d jsonLine) jsonLine {
 	e.t.Helper()
-	str := func(k string) string { s, _ := d.obj[k].(string); return s }
-	_, onECS := d.obj["ecs_cluster"]
-	if _, ok := d.obj["stream"]; ok {
+	str := func(k string) string { s, _ := d.Obj[k].(string); return s }
+	_, onECS := d.Obj["ecs_cluster"]
+	if _, ok := d.Obj["stream"]; ok {
 		return e.processLine(onECS, str("job"), str("stream"), str("message"))
 	}
 	var args []any
-	for _, k := range d.keys {
+	for _, k := range d.Keys {
 		switch {
 		case slices.Contains([]string{"timestamp", "level", "logger", "message"}, k), slices.Contains(ecsLogKeys, k):
 		default:
-			args = append(args, k, d.obj[k])
+			args = append(args, k, d.Obj[k])
 		}
 	}
 	return e.berthLine(onECS, str("logger"), str("level"), str("message"), args...)
@@ -200,16 +174,16 @@ func TestDocsLogSchema(t *testing.T) {
 		for _, d := range docLogLines(t, page) {
 			have := e.emitted(d.line)
 			kind := "berth"
-			if _, ok := d.line.obj["stream"]; ok {
+			if _, ok := d.line.Obj["stream"]; ok {
 				kind = "process"
 			}
 			kinds[kind+" "+page]++
-			if !slices.Equal(d.line.keys, have.keys) {
-				t.Errorf("%s: a %s line documented with keys\n  %v\nberth writes\n  %v", d.where, kind, d.line.keys, have.keys)
+			if !slices.Equal(d.line.Keys, have.Keys) {
+				t.Errorf("%s: a %s line documented with keys\n  %v\nberth writes\n  %v", d.where, kind, d.line.Keys, have.Keys)
 				continue
 			}
-			for _, k := range d.line.keys {
-				dv, hv := d.line.obj[k], have.obj[k]
+			for _, k := range d.line.Keys {
+				dv, hv := d.line.Obj[k], have.Obj[k]
 				if k == "timestamp" {
 					ts, _ := dv.(string)
 					if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || !strings.HasSuffix(ts, "Z") {
@@ -230,8 +204,8 @@ func TestDocsLogSchema(t *testing.T) {
 	}
 
 	// The field table of README "Logs": its first cells name every key of both kinds of line.
-	berthKeys := e.berthLine(true, "berth.supervisor", "info", "m").keys
-	procKeys := e.processLine(true, "main", "stdout", "m").keys
+	berthKeys := e.berthLine(true, "berth.supervisor", "info", "m").Keys
+	procKeys := e.processLine(true, "main", "stdout", "m").Keys
 	all := map[string]bool{}
 	for _, k := range append(slices.Clone(berthKeys), procKeys...) {
 		all[k] = true
@@ -279,7 +253,7 @@ func TestDocsLogSchema(t *testing.T) {
 	for _, k := range regexp.MustCompile(`"([^"]+)"`).FindAllStringSubmatch(m[1], -1) {
 		listed = append(listed, k[1])
 	}
-	if off := e.processLine(false, "main", "stdout", "m").keys; !slices.Equal(listed, off) {
+	if off := e.processLine(false, "main", "stdout", "m").Keys; !slices.Equal(listed, off) {
 		t.Errorf("docs/config.md: logs.format json lists %v, a process line has %v", listed, off)
 	}
 }
