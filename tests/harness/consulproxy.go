@@ -34,6 +34,8 @@ type ConsulProxy struct {
 type ProxiedRequest struct {
 	Method, Path string
 	Index        string // the blocking query's index ("" or "0" for a plain query)
+	Filter       string // the query's filter expression, if any
+	Bytes        int64  // the answer's body as sent to the client (compressed when Consul compressed it)
 	At           time.Time
 	Hung         bool // received during a hang: never answered
 }
@@ -66,7 +68,8 @@ func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
 		p.mu.Lock()
 		hung, inject := p.hung, p.inject
 		p.reqs = append(p.reqs, ProxiedRequest{Method: r.Method, Path: r.URL.Path, Index: r.URL.Query().Get("index"),
-			At: time.Now(), Hung: hung})
+			Filter: r.URL.Query().Get("filter"), At: time.Now(), Hung: hung})
+		at := len(p.reqs) - 1
 		p.mu.Unlock()
 		if hung {
 			p.hold(r)
@@ -80,7 +83,11 @@ func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
 				return
 			}
 		}
-		rp.ServeHTTP(w, r)
+		cw := &countingWriter{ResponseWriter: w}
+		rp.ServeHTTP(cw, r)
+		p.mu.Lock()
+		p.reqs[at].Bytes = cw.n
+		p.mu.Unlock()
 	}))
 	t.Cleanup(func() {
 		close(p.stop)
@@ -89,6 +96,25 @@ func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
 		tr.CloseIdleConnections()
 	})
 	return p
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// Flush passes flushes on (the reverse proxy flushes every write).
+func (c *countingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 var errHung = errors.New("consul proxy: answer swallowed by a hang")
@@ -140,7 +166,7 @@ func (p *ConsulProxy) Count(prefix string, since time.Time) (n, plain int) {
 
 // Waiting counts the blocking queries for path (a health list, a KV key, the session list) that wait on the
 // index the agent is at now: each came after its client had every earlier answer, and the next change answers
-// it. One berth behind the proxy is settled on path when it is 1 or more; a fleet of n, when it reaches n.
+// it. Filtered queries do not count (a peers watch's probes, which list nothing). One berth behind the proxy is settled on path when it is 1 or more; a fleet of n, when it reaches n.
 // The agent is asked directly, not through the proxy, so the question itself is not counted.
 func (p *ConsulProxy) Waiting(path string) int {
 	resp, err := http.Get(p.target.String() + path)
@@ -154,7 +180,7 @@ func (p *ConsulProxy) Waiting(path string) int {
 	}
 	n := 0
 	for _, r := range p.Requests(path, time.Time{}) {
-		if r.Path != path {
+		if r.Path != path || r.Filter != "" {
 			continue
 		}
 		if idx, _ := strconv.ParseUint(r.Index, 10, 64); idx > 0 && idx >= now {
