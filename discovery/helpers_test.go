@@ -22,13 +22,16 @@ import (
 type counter struct {
 	next http.RoundTripper
 	mu   sync.Mutex
-	reqs []string // "METHOD /path", plus " (blocking)" for a blocking query (index > 0)
+	reqs []string // "METHOD /path" ("PROBE /path" for a filtered GET), plus " (blocking)" for a blocking query (index > 0)
 	idx  []uint64 // each request's index (0 for a plain one)
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	req := r.Method + " " + r.URL.Path
+	if r.URL.Query().Get("filter") != "" { // a peers watch's probe: an index, not a list
+		req = "PROBE " + r.URL.Path
+	}
 	idx, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
 	if idx > 0 {
 		req += " (blocking)"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -309,7 +310,8 @@ func (a *Agent) Peers(name string) []Peer {
 }
 
 // WatchPeers follows every peers block with Consul blocking queries (one open query per block, re-issued when
-// it returns; back-off with jitter on errors; no polling), re-renders the files, and calls onChange(name,
+// it returns, after the service settled when it returned a change; back-off with jitter on errors; no
+// polling), re-renders the files, and calls onChange(name,
 // action) with the block's on_change ("signal:SIGHUP", "restart") when the rendered list changed; blocks with
 // on_change "none" only re-render. It returns nil when ctx is done.
 func (a *Agent) WatchPeers(ctx context.Context, onChange func(name string, action onchange.Action)) error {
@@ -365,7 +367,8 @@ func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name str
 		b.reset()
 		prev := index
 		index = nextIndex(index, idx)
-		if idx != prev || !resolved {
+		moved := idx != prev
+		if moved || !resolved {
 			changed, err := a.update(ps, peers)
 			if err != nil {
 				a.log.Error("peers render failed", "peers", ps.cfg.Name, "error", err)
@@ -380,7 +383,78 @@ func (a *Agent) watch(ctx context.Context, ps *peerState, onChange func(name str
 		if time.Since(started) < a.cfg.Consul.RetryMin && !sleep(ctx, a.cfg.Consul.RetryMin-time.Since(started)) {
 			return
 		}
+		// A change was rendered at once. Before the watch asks for the whole list again, it waits for the
+		// service to settle, so a burst of changes (a deployment replacing a fifth of the fleet) costs each
+		// watcher one more list, not one per change (README, Decisions).
+		if moved {
+			switch a.settle(ctx, ps, index) {
+			case settleDone:
+				return
+			case settleReset:
+				index = 0 // the agent restarted with a lower index: start again with a plain query
+			}
+		}
 	}
+}
+
+// The quiet period a peers watch waits for after a change, and the longest it defers the next list.
+const (
+	peersQuiet     = time.Second
+	peersSettleMax = 4 * time.Second
+)
+
+// peersProbeFilter matches no instance: a probe's answer is "[]" and its X-Consul-Index is the service's.
+const peersProbeFilter = `Service.ID == ""`
+
+// settle returns once nothing changed in the service for a quiet period (1s ±25%, so watchers woken together
+// do not ask again together), or 4s after it was called. It watches with probes: blocking queries on the same
+// index whose filter matches nothing, so each answer is an index, not the list. The next blocking query on
+// index then returns at once with the list when something changed, and waits as usual when nothing did.
+func (a *Agent) settle(ctx context.Context, ps *peerState, index uint64) settled {
+	deadline := time.Now().Add(peersSettleMax)
+	for {
+		wait := min(time.Duration(float64(peersQuiet)*(0.75+0.5*rand.Float64())), time.Until(deadline))
+		if wait <= 0 {
+			return settleQuiet
+		}
+		started := time.Now()
+		idx, err := a.probePeers(ctx, ps, index, wait)
+		switch {
+		case ctx.Err() != nil:
+			return settleDone
+		case err != nil || idx == index:
+			return settleQuiet // quiet for wait, or an error the watch's own query handles
+		case idx < index:
+			return settleReset
+		}
+		index = idx
+		if d := a.cfg.Consul.RetryMin - time.Since(started); d > 0 && !sleep(ctx, d) {
+			return settleDone
+		}
+	}
+}
+
+type settled int
+
+const (
+	settleQuiet settled = iota // ask for the list
+	settleReset                // the index went backwards: ask with a plain query
+	settleDone                 // ctx is done
+)
+
+// probePeers is a blocking health query of ps's service on index whose answer lists no instance: it returns the
+// service's index when something changed or wait ran out.
+func (a *Agent) probePeers(ctx context.Context, ps *peerState, index uint64, wait time.Duration) (uint64, error) {
+	timeout := a.cfg.Consul.blockingDeadline(wait)
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	q := &api.QueryOptions{Datacenter: a.cfg.Consul.Datacenter, WaitIndex: index, WaitTime: wait, Filter: peersProbeFilter}
+	_, meta, err := a.client.Health().Service(ps.cfg.Service, ps.cfg.Tag, ps.cfg.passingOnly(), q.WithContext(qctx))
+	a.observe(ctx, err)
+	if err != nil {
+		return 0, fmt.Errorf("health service %s: %w", ps.cfg.Service, describe(err, timeout))
+	}
+	return meta.LastIndex, nil
 }
 
 var errRecovered = errors.New("consul answered again after an outage")

@@ -254,14 +254,18 @@ func TestWatchPeers(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	// Each change wakes the open blocking query once; nothing else asks Consul.
-	queries := cnt.since(mark, "GET /v1/health/service/nats")
-	t.Logf("%d health queries for %d changes: %s", queries, wantChanges, cnt.summary(mark))
-	if other := cnt.since(mark, "") - queries; other != 0 {
+	// Each change wakes the open blocking query once, and a probe or two see the service settle after it;
+	// nothing else asks Consul.
+	queries, probes := cnt.since(mark, "GET /v1/health/service/nats"), cnt.since(mark, "PROBE /v1/health/service/nats")
+	t.Logf("%d health queries and %d probes for %d changes: %s", queries, probes, wantChanges, cnt.summary(mark))
+	if other := cnt.since(mark, "") - queries - probes; other != 0 {
 		t.Errorf("want only health queries, have %s", cnt.summary(mark))
 	}
 	if queries > wantChanges+2 {
 		t.Errorf("want about one blocking query per change (%d), have %d: polling?", wantChanges, queries)
+	}
+	if probes > 2*wantChanges+2 {
+		t.Errorf("want a probe or two per change (%d), have %d", wantChanges, probes)
 	}
 
 	t.Run("consul restarted", func(t *testing.T) {
@@ -269,6 +273,62 @@ func TestWatchPeers(t *testing.T) {
 		instance(t, ins, "nats-z", "nats", "10.0.0.26", 6222, api.HealthPassing)
 		eventually(t, 20*time.Second, readFile("nats-route://10.0.0.26:6222"))
 	})
+}
+
+// TestWatchPeersBurst: changes arriving one after another (a deployment replacing instances) reach the file
+// as they come while the watch fetches the list only a few times: the first change at once, the rest once
+// the service is quiet, not one list per change.
+func TestWatchPeersBurst(t *testing.T) {
+	c, ins := startConsul(t)
+	instance(t, ins, "nats-0", "nats", "10.0.0.100", 6222, api.HealthPassing)
+	file := filepath.Join(t.TempDir(), "routes")
+	a, cnt := newTestAgent(t, c.Addr, Config{Peers: []PeersConfig{{Name: "routes", Service: "nats", File: file}}})
+	if _, err := a.ResolvePeers(harness.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, func(ctx context.Context) error { return a.WatchPeers(ctx, nil) })
+	eventually(t, 10*time.Second, watching(ins, cnt, "nats"))
+	mark := cnt.mark()
+	const burst = 8
+	want := []string{"10.0.0.100:6222"}
+	// 8 instances, one every 300ms: before, the watch asked again after each answer (at most every 500ms),
+	// five or six lists for this burst.
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	for i := 1; i <= burst; i++ {
+		instance(t, ins, fmt.Sprintf("nats-%d", i), "nats", fmt.Sprintf("10.0.0.%d", 100+i), 6222, api.HealthPassing)
+		want = append(want, fmt.Sprintf("10.0.0.%d:6222", 100+i))
+		if i == 1 {
+			// the first change of a quiet service is rendered from the answer that carried it
+			eventually(t, 10*time.Second, fileIs(file, strings.Join(want, ",")))
+		}
+		<-tick.C
+	}
+	eventually(t, 20*time.Second, fileIs(file, strings.Join(want, ",")))
+	eventually(t, 10*time.Second, watching(ins, cnt, "nats"))
+	lists := cnt.since(mark, "GET /v1/health/service/nats")
+	t.Logf("%d changes: %s", burst, cnt.summary(mark))
+	// the answer to the first change, the list after the burst, the query now waiting, and one for a
+	// settle cut short by the 4s cap
+	if lists > 4 {
+		t.Errorf("%d list queries for a burst of %d changes; want at most 4 (coalesced)", lists, burst)
+	}
+	if other := cnt.since(mark, "") - lists - cnt.since(mark, "PROBE /v1/health/service/nats"); other != 0 {
+		t.Errorf("want only health queries and probes, have %s", cnt.summary(mark))
+	}
+}
+
+func fileIs(path, want string) func() string {
+	return func() string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err.Error()
+		}
+		if string(b) != want {
+			return "file: want " + want + ", have " + string(b)
+		}
+		return ""
+	}
 }
 
 // TestSteadyStateRequestRate measures Consul HTTP requests per minute with one service, one check and one peers
