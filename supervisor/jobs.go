@@ -197,6 +197,7 @@ func hookSpec(job Spec, h *Hook, what string) (Spec, time.Duration) {
 	sp.Argv = h.Argv
 	sp.Stdin = false
 	sp.TTY = false
+	sp.childOnly = false // signal_scope is the main command's; a hook is signalled as a group, as a job is
 	t := h.Timeout
 	if t <= 0 {
 		t = DefaultHookTimeout

@@ -302,3 +302,15 @@ func TestSidecarDrainDelay(t *testing.T) {
 		t.Fatalf("berth exited %s after draining, want the 500ms drain_delay first", d)
 	}
 }
+
+// signal_scope = "child" is the main command's: its hooks are signalled as a group, as jobs are.
+func TestHookSpecSignalsTheGroup(t *testing.T) {
+	main := Spec{Name: MainName, Argv: []string{"app"}, childOnly: true}
+	sp, _ := hookSpec(main, &Hook{Argv: []string{"hook"}}, "pre_start")
+	if sp.childOnly {
+		t.Fatalf("hook %s inherits the main command's signal scope", sp.Name)
+	}
+	if sp.Name != MainName+".pre_start" || sp.Argv[0] != "hook" {
+		t.Fatalf("hook spec %+v", sp)
+	}
+}

@@ -160,6 +160,7 @@ func (p *Process) Stop(ctx context.Context, sig syscall.Signal) Exit {
 		p.stopBy, p.stopSig = time.Now().Add(p.spec.StopTimeout), sig
 	}
 	deadline, resend := p.stopBy, !joined || sig != p.stopSig
+	p.stopSig = sig // the signal sent last: a third Stop compares with it
 	p.mu.Unlock()
 	if joined {
 		p.log.Debug("stop already under way; waiting for it", "signal", SignalName(sig), "left", time.Until(deadline).Round(time.Millisecond))

@@ -84,7 +84,7 @@ job "stubborn" {
 	harness.WaitFile(t, jobLog, "signal TERM", 10*time.Second)
 	stopSeen := time.Now()
 	// The scenario: the SIGTERM comes halfway through the job's stop (a deliberate delay, not a wait for a
-	// condition), so that continuing the stop and starting a fresh stop_timeout end at different times.
+	// condition), so that the first stop's deadline and one counted from the SIGTERM are 4 s apart.
 	time.Sleep(stopTimeout / 2)
 	start := time.Now()
 	b.Signal(syscall.SIGTERM)
@@ -94,8 +94,10 @@ job "stubborn" {
 		t.Fatalf("want the main command's 7, have %d\n%s", have, b.Stderr.String())
 	}
 	exited := time.Now()
-	// The job dies by SIGKILL at its first stop's deadline: about stopTimeout after stopSeen. Slack for a
-	// loaded CI on both sides; a fresh stop_timeout from the SIGTERM would be stopTimeout*3/2 after stopSeen.
+	// The job dies by SIGKILL at its first stop's deadline: about stopTimeout after stopSeen (slack for a loaded
+	// CI on both sides). This bound is the deadline a user sees; the count of stop signals below is what tells
+	// a shutdown that joins the stop under way from one that stops the job a second time (before the fix the
+	// reload's own timer still killed the job on time, but the job got SIGTERM twice).
 	const slack = 2500 * time.Millisecond
 	sinceStop := exited.Sub(stopSeen)
 	if sinceStop > stopTimeout+slack {

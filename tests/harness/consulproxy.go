@@ -36,6 +36,7 @@ type ProxiedRequest struct {
 	Index        string // the blocking query's index ("" or "0" for a plain query)
 	Filter       string // the query's filter expression, if any
 	Bytes        int64  // the answer's body as sent to the client (compressed when Consul compressed it)
+	Remote       string // the client's address: one connection, so one berth
 	At           time.Time
 	Hung         bool // received during a hang: never answered
 }
@@ -68,7 +69,7 @@ func StartConsulProxy(t testing.TB, consulAddr string) *ConsulProxy {
 		p.mu.Lock()
 		hung, inject := p.hung, p.inject
 		p.reqs = append(p.reqs, ProxiedRequest{Method: r.Method, Path: r.URL.Path, Index: r.URL.Query().Get("index"),
-			Filter: r.URL.Query().Get("filter"), At: time.Now(), Hung: hung})
+			Filter: r.URL.Query().Get("filter"), Remote: r.RemoteAddr, At: time.Now(), Hung: hung})
 		at := len(p.reqs) - 1
 		p.mu.Unlock()
 		if hung {
@@ -166,7 +167,9 @@ func (p *ConsulProxy) Count(prefix string, since time.Time) (n, plain int) {
 
 // Waiting counts the blocking queries for path (a health list, a KV key, the session list) that wait on the
 // index the agent is at now: each came after its client had every earlier answer, and the next change answers
-// it. Filtered queries do not count (a peers watch's probes, which list nothing). One berth behind the proxy is settled on path when it is 1 or more; a fleet of n, when it reaches n.
+// it. Filtered queries do not count (a peers watch's probes, which list nothing), and each client (connection)
+// counts once. One berth behind the proxy is settled on path when it is 1 or more; a fleet of n, when it
+// reaches n.
 // The agent is asked directly, not through the proxy, so the question itself is not counted.
 func (p *ConsulProxy) Waiting(path string) int {
 	resp, err := http.Get(p.target.String() + path)
@@ -178,16 +181,16 @@ func (p *ConsulProxy) Waiting(path string) int {
 	if err != nil {
 		return 0
 	}
-	n := 0
+	clients := map[string]bool{} // a query that timed out and was sent again at the same index counts once
 	for _, r := range p.Requests(path, time.Time{}) {
 		if r.Path != path || r.Filter != "" {
 			continue
 		}
 		if idx, _ := strconv.ParseUint(r.Index, 10, 64); idx > 0 && idx >= now {
-			n++
+			clients[r.Remote] = true
 		}
 	}
-	return n
+	return len(clients)
 }
 
 // Requests returns the requests since `since` whose path starts with prefix.
