@@ -479,7 +479,7 @@ func (b *berth) peerEnv() map[string]string {
 // apply performs an on_change action on the main command (or, without one, on every job).
 func (b *berth) apply(action onchange.Action) {
 	targets := []string{supervisor.MainName}
-	if b.opts.command == nil {
+	if len(b.opts.command) == 0 {
 		targets = b.sup.Units()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
