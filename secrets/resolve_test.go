@@ -699,9 +699,10 @@ func TestRefresh(t *testing.T) {
 	if err := r.Run(t.Context(), nil); err == nil {
 		t.Fatal("want Run before Resolve to fail")
 	}
-	if _, err := r.Resolve(t.Context(), Env{}); err != nil {
+	if _, err := r.Resolve(t.Context(), Env{Units: map[string][]string{"job": {"MODE=slow"}}}); err != nil {
 		t.Fatal(err)
 	}
+	r.SetUnits(map[string][]string{"job": {"MODE=fast"}, "added": {"ADDED=yes"}}, nil) // as a reload does
 	changes := make(chan [2]string, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -737,6 +738,9 @@ func TestRefresh(t *testing.T) {
 	}
 	if envMap(r.Env().Shared)["ROT"] != "version-two-value" {
 		t.Error("want Env updated")
+	}
+	if u := r.Env().Units; !slices.Equal(u["job"], []string{"MODE=fast"}) || !slices.Equal(u["added"], []string{"ADDED=yes"}) {
+		t.Errorf("a refresh must keep the units' variables as a reload set them, have %v", u)
 	}
 }
 

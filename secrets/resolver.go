@@ -81,10 +81,11 @@ type Env struct {
 	Units map[string][]string
 }
 
-// ReloadedUnit is the own variables of a unit whose env block a reload read again: its resolved ones in e
-// while the block is as it was (prev and next as written, sorted KEY=VALUE; prev nil for a new unit), the
-// new block's values as they are otherwise. A changed block holding a secret reference or a secret() marker
-// is refused: references are resolved at start only.
+// ReloadedUnit is the own variables of a unit whose env block a reload read again: its current ones in e
+// (Resolver.Env: resolved at start, or as the last reload set them) while the block is as it was (prev, the
+// block as last applied, and next as written, sorted KEY=VALUE; prev nil for a new unit), the new block's
+// values as they are otherwise. A changed block holding a secret reference or a secret() marker is refused:
+// references are resolved at start only.
 func (e Env) ReloadedUnit(unit string, prev, next []string) ([]string, error) {
 	if slices.Equal(prev, next) {
 		return e.Units[unit], nil
@@ -408,6 +409,33 @@ func (r *Resolver) Env() Env {
 		return Env{}
 	}
 	return r.state.env.Clone()
+}
+
+// SetUnits records what a reload applied: own[unit] becomes that unit's own variables (as ReloadedUnit gave
+// them; empty drops the entry) and each removed unit's entry goes away. Env() holds each unit's current own
+// variables from then on, so the next reload and every refresh give a unit its env block as last applied, not
+// the one berth started with. No-op before Resolve.
+func (r *Resolver) SetUnits(own map[string][]string, removed []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == nil {
+		return
+	}
+	env := r.state.env.Clone() // Env() and Resolve's result may share the old one: replaced, never changed
+	if env.Units == nil {
+		env.Units = map[string][]string{}
+	}
+	for u, l := range own {
+		if len(l) == 0 {
+			delete(env.Units, u)
+			continue
+		}
+		env.Units[u] = slices.Clone(l)
+	}
+	for _, u := range removed {
+		delete(env.Units, u)
+	}
+	r.state.env = env
 }
 
 // Status is the references with their current versions (never values), for `berth ctl status`.

@@ -31,6 +31,38 @@ func TestReloadedUnit(t *testing.T) {
 	}
 }
 
+// TestSetUnits: what a reload applied is what Env gives from then on — the next reload of an unchanged block
+// and every refresh read it, not the block berth started with — and a removed unit's entry is gone.
+func TestSetUnits(t *testing.T) {
+	r := mustNew(t, Config{}, nil)
+	r.SetUnits(map[string][]string{"job": {"MODE=fast"}}, nil) // before Resolve: nothing to update
+	res, err := r.Resolve(t.Context(), Env{Shared: []string{"PATH=/bin"}, Units: map[string][]string{"job": {"MODE=slow"}, "gone": {"X=1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetUnits(map[string][]string{"job": {"MODE=fast"}, "added": {"ADDED=yes"}}, []string{"gone"})
+	e := r.Env()
+	if got := e.Units["job"]; !slices.Equal(got, []string{"MODE=fast"}) {
+		t.Errorf("job: %v, want the reloaded MODE=fast", got)
+	}
+	if got := e.Units["added"]; !slices.Equal(got, []string{"ADDED=yes"}) {
+		t.Errorf("added: %v", got)
+	}
+	if _, ok := e.Units["gone"]; ok {
+		t.Errorf("a removed unit keeps its entry: %v", e.Units)
+	}
+	if own, err := e.ReloadedUnit("job", []string{"MODE=fast"}, []string{"MODE=fast"}); err != nil || !slices.Equal(own, []string{"MODE=fast"}) {
+		t.Errorf("unchanged block after a reload: %v, %v; want MODE=fast", own, err)
+	}
+	if got := res.Env.Units["job"]; !slices.Equal(got, []string{"MODE=slow"}) {
+		t.Errorf("SetUnits changed Resolve's result: %v", got)
+	}
+	r.SetUnits(map[string][]string{"job": nil}, nil) // the block was emptied
+	if l, ok := r.Env().Units["job"]; ok {
+		t.Errorf("an emptied block keeps %v", l)
+	}
+}
+
 // New takes the secrets block's rules as config does: zero is the default, the pool is 1 to MaxConcurrency.
 func TestNewOptions(t *testing.T) {
 	r := mustNew(t, Config{}, nil)

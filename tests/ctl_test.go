@@ -392,3 +392,100 @@ job "svc" {
 		t.Fatalf("want exit 0, have %d\n%s", have, b.Stderr.String())
 	}
 }
+
+// TestCtlReloadEnvAcrossRefresh: a job's environment is its env block as last applied, whatever changes after:
+// a reload that changes only the job's command keeps the env block an earlier reload set, and a secret refresh
+// (on_change = "restart", which restarts every job when there is no main command) restarts the reloaded job
+// and a job a reload added with their current env blocks, not the ones berth started with.
+func TestCtlReloadEnvAcrossRefresh(t *testing.T) {
+	app := harness.TestApp(t)
+	a := secStartAWS(t)
+	a.Secret(t, "rot/token", "token-version-one")
+	dir := t.TempDir()
+	sock := sockPath(t)
+	config := func(mode, keptOut string, added bool) string {
+		c := fmt.Sprintf(`
+secret "rot" {
+  secretsmanager = "rot/token"
+  file           = %q
+  refresh        = "1s"
+  on_change      = "restart"
+}
+job "kept" {
+  type    = "service"
+  command = %s
+  env     = { MODE = %q }
+}
+`, filepath.Join(dir, "token"), hclList(app, "-exit-on", "TERM:0", "-env", "MODE", "-env-json", keptOut), mode)
+		if added {
+			c += `
+job "added" {
+  type    = "service"
+  command = ` + hclList(app, "-exit-on", "TERM:0", "-env", "ADDED", "-env-json", filepath.Join(dir, "added.json")) + `
+  env     = { ADDED = "yes" }
+}
+`
+		}
+		return c
+	}
+	reload := func(t *testing.T, src string) {
+		t.Helper()
+		writeFile(t, dir, "reload.hcl", src)
+		if code, out, stderr := ctl(t, sock, "reload"); code != 0 {
+			t.Fatalf("reload: exit %d\n%s%s", code, out, stderr)
+		}
+	}
+	// envOf waits for a job to write its -env-json file and returns it.
+	envOf := func(t *testing.T, path string) string {
+		t.Helper()
+		if !harness.Within(20*time.Second, func() bool { _, err := os.Stat(path); return err == nil && fileText(t, path) != "" }) {
+			t.Fatalf("%s was not written within 20s", path)
+		}
+		return fileText(t, path)
+	}
+	first, second := filepath.Join(dir, "kept-1.json"), filepath.Join(dir, "kept-2.json")
+	cfg := writeFile(t, dir, "reload.hcl", config("slow", first, false))
+	r := startBackground(t, append([]string{"GORACE=halt_on_error=1 exitcode=66"}, a.env("")...), raceBerth(t), "run", "-control-socket", sock, "-config", cfg)
+	waitRaceSocket(t, r, sock)
+	if got := envOf(t, first); !strings.Contains(got, `"MODE":"slow"`) {
+		t.Fatalf("kept at start: want MODE=slow, have %s", got)
+	}
+
+	t.Run("a reload changing only the command keeps the env block an earlier reload set", func(t *testing.T) {
+		_ = os.Remove(first)
+		reload(t, config("fast", first, true))
+		if got := envOf(t, first); !strings.Contains(got, `"MODE":"fast"`) {
+			t.Fatalf("kept after the first reload: want MODE=fast, have %s", got)
+		}
+		reload(t, config("fast", second, true)) // only kept's command changes
+		if got := envOf(t, second); !strings.Contains(got, `"MODE":"fast"`) {
+			t.Fatalf("kept after a reload changing only its command: want MODE=fast, have %s", got)
+		}
+		if got := envOf(t, filepath.Join(dir, "added.json")); !strings.Contains(got, `"ADDED":"yes"`) {
+			t.Fatalf("added: want ADDED=yes, have %s", got)
+		}
+	})
+
+	t.Run("a secret refresh restarts reloaded and added jobs with their current env", func(t *testing.T) {
+		addedOut := filepath.Join(dir, "added.json")
+		before := status(t, sock)
+		_ = os.Remove(second)
+		_ = os.Remove(addedOut)
+		a.PutSecret(t, "rot/token", "token-version-two")
+		// both jobs restarted by on_change = "restart": new pids, and each wrote its file again
+		if !harness.Within(30*time.Second, func() bool {
+			now := status(t, sock)
+			return now.unit(t, "kept").Pid != before.unit(t, "kept").Pid && now.unit(t, "added").Pid != before.unit(t, "added").Pid
+		}) {
+			t.Fatalf("the jobs were not restarted after the secret changed:\n%s", secScrub(r.stderr.String(), "token-version-one", "token-version-two"))
+		}
+		if got := envOf(t, second); !strings.Contains(got, `"MODE":"fast"`) {
+			t.Errorf("kept after the refresh: want MODE=fast, have %s", got)
+		}
+		if got := envOf(t, addedOut); !strings.Contains(got, `"ADDED":"yes"`) {
+			t.Errorf("added after the refresh: want ADDED=yes, have %s", got)
+		}
+	})
+	r.stop(t)
+	secNoValues(t, "berth's output", r.stdout.String()+r.stderr.String(), "token-version-one", "token-version-two")
+}

@@ -108,13 +108,18 @@ func (k backend) Reload(ctx context.Context) error {
 	if err != nil {
 		return &control.RejectedError{Err: err}
 	}
-	// A changed job gets the unit environment of a start: the resolved shared variables, its own, peers.
+	// A changed job gets the unit environment of a start: the resolved shared variables, its own as last
+	// applied (or its new block's), peers. Held against a refresh writing every unit's environment meanwhile.
+	b.unitEnvMu.Lock()
+	defer b.unitEnvMu.Unlock()
 	resolved, blocks := b.resolver.Env(), b.opts.unitEnvBlocks()
+	owns := make(map[string][]string, len(changed))
 	for i, j := range changed {
 		own, err := resolved.ReloadedUnit(j.Name, blocks[j.Name], j.Env)
 		if err != nil {
 			return &control.RejectedError{Err: fmt.Errorf("job %s: %w", j.Name, err)}
 		}
+		owns[j.Name] = own
 		changed[i].Env = unitEnv(resolved.Shared, own, b.peerEnv())
 	}
 	if !reflect.DeepEqual(old.Main, nf.Main) {
@@ -123,6 +128,7 @@ func (k backend) Reload(ctx context.Context) error {
 	if err := b.sup.UpdateJobs(ctx, changed, removed); err != nil {
 		return &control.RejectedError{Err: err}
 	}
+	b.resolver.SetUnits(owns, removed)
 	b.opts.file.Jobs = nf.Jobs
 	b.log.Info("reloaded", "changed", len(changed), "removed", len(removed))
 	return nil

@@ -64,8 +64,11 @@ type berth struct {
 	ctl      *control.Server
 	prepared chan struct{} // closed once secrets, registration and peers are ready: the app may start
 	started  time.Time
-	valuesMu sync.Mutex
-	values   []string // resolved secret values, for redaction only; never logged
+	// unitEnvMu makes a reload (its jobs' environments, then the resolver's record of them) and a refresh
+	// writing every unit's environment happen one after the other, so neither undoes the other.
+	unitEnvMu sync.Mutex
+	valuesMu  sync.Mutex
+	values    []string // resolved secret values, for redaction only; never logged
 }
 
 // assemble builds every component from flags, env and the config file. Nothing is started here except the
@@ -457,11 +460,14 @@ func (b *berth) onPeersChange(name string, action onchange.Action) {
 // crash-restart never runs with the old value), then applies the block's on_change.
 func (b *berth) onSecretChange(block string, action onchange.Action) {
 	b.log.Info("secret changed", "secret", block, "action", action.String())
+	b.unitEnvMu.Lock()
 	b.setUnitEnvs(b.resolver.Env())
+	b.unitEnvMu.Unlock()
 	b.apply(action)
 }
 
-// setUnitEnvs gives every unit its environment: the resolved shared env, its own resolved variables, peers.
+// setUnitEnvs gives every unit its environment: the resolved shared env, its own variables (resolved at start,
+// or as the last reload applied them), peers.
 func (b *berth) setUnitEnvs(resolved secrets.Env) {
 	peers := b.peerEnv()
 	for _, name := range b.sup.Units() {
