@@ -10,21 +10,6 @@ import (
 	"github.com/berth-dev/berth/tests/harness"
 )
 
-// catalogEntry is one instance of GET /v1/catalog/service/NAME as a client of the catalog sees it.
-type catalogEntry struct {
-	Address        string // the node's
-	ServiceID      string
-	ServiceAddress string
-	ServicePort    int
-}
-
-func catalogEntries(t testing.TB, addr, name string) []catalogEntry {
-	t.Helper()
-	var out []catalogEntry
-	getJSON(t, "http://"+addr+"/v1/catalog/service/"+name, &out)
-	return out
-}
-
 // TestECSBridgeNetworkMode runs berth on an ECS task in bridge network mode (a fake metadata endpoint serving
 // testdata/ecs-metadata-v4-bridge with this test's ports): Docker publishes the application's container port on
 // a host port, so Consul must show that host port and no service address (the agent's node address, the host's
@@ -52,7 +37,7 @@ func TestECSBridgeNetworkMode(t *testing.T) {
 					"-check-http", "http://" + listen + "/health", "-check-interval", "1s", "--", app, "-http", listen}})
 			// passing: the check reached the application on its container port
 			es, _ := waitConsul(t, c.Addr, name, 20*time.Second, "registered and passing", oneWithStatus("passing"), b)
-			cat := catalogEntries(t, c.Addr, name)
+			cat := catalogService(t, c.Addr, name)
 			if len(cat) != 1 || cat[0].ServiceID != es[0].Service.ID {
 				t.Fatalf("catalog: %+v", cat)
 			}
@@ -79,7 +64,7 @@ func TestECSBridgeNetworkMode(t *testing.T) {
 			if code := b.Wait(30 * time.Second); code != 143 {
 				t.Fatalf("exit %d, want 143\n%s", code, b.Stderr.String())
 			}
-			if cat := catalogEntries(t, c.Addr, name); len(cat) != 0 {
+			if cat := catalogService(t, c.Addr, name); len(cat) != 0 {
 				t.Fatalf("after exit the catalog lists %+v", cat)
 			}
 		})

@@ -21,9 +21,12 @@ import (
 
 // catalogNode is one element of GET /v1/catalog/service/NAME (the fields the tests read).
 type catalogNode struct {
-	Node      string
-	NodeMeta  map[string]string
-	ServiceID string
+	Node           string
+	Address        string // the node's
+	NodeMeta       map[string]string
+	ServiceID      string
+	ServiceAddress string
+	ServicePort    int
 }
 
 func catalogService(t testing.TB, addr, name string) []catalogNode {

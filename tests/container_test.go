@@ -19,6 +19,21 @@ import (
 
 // podman runs real OCI containers here (README, Development): the ENTRYPOINT contract of the example
 // Dockerfile is what a Docker/ECS user sees — exit code, logs, docker stop → graceful exit.
+// waitBerthHealth waits up to 30 s for `berth health` in container name to exit 0, as an ECS container
+// healthCheck runs it; what fails the test names what and shows the container's log.
+func waitBerthHealth(t *testing.T, name, what string) {
+	t.Helper()
+	var health string
+	if !harness.Within(30*time.Second, func() bool {
+		out, code := podman(t, "exec", name, "/usr/local/bin/berth", "health")
+		health = fmt.Sprintf("exit %d: %s", code, out)
+		return code == 0
+	}) {
+		logs, _ := podman(t, "logs", name)
+		t.Fatalf("%s: %s\n%s", what, health, logs)
+	}
+}
+
 func podman(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	base := []string{"--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"}
@@ -143,15 +158,7 @@ func TestContainerEntrypoint(t *testing.T) {
 			t.Fatalf("podman run -d: %d %s", code, out)
 		}
 		t.Cleanup(func() { podman(t, "rm", "-f", "-t", "0", name) })
-		var health string
-		if !harness.Within(30*time.Second, func() bool {
-			out, code := podman(t, "exec", name, "/usr/local/bin/berth", "health")
-			health = fmt.Sprintf("exit %d: %s", code, out)
-			return code == 0
-		}) {
-			logs, _ := podman(t, "logs", name)
-			t.Fatalf("berth health in the container: %s\n%s", health, logs)
-		}
+		waitBerthHealth(t, name, "berth health in the container")
 		// PID 1 is berth, and the app (the image's CMD) is its child
 		if out, _ := podman(t, "exec", name, "/usr/local/bin/berth", "ctl", "status"); !strings.Contains(out, `"pid": 1,`) ||
 			!strings.Contains(out, `"state": "running"`) {

@@ -507,15 +507,7 @@ func TestExamplesSidecarPodman(t *testing.T) {
 
 	runD("--name", berth, "--network", "container:"+consul, "-v", sharedVol+":/run/shared", "-e", "CONSUL_HTTP_ADDR=127.0.0.1:8500",
 		sidecarImg, "run", "-config", "/etc/berth/resident.hcl")
-	var health string
-	if !harness.Within(30*time.Second, func() bool {
-		out, code := podman(t, "exec", berth, "/usr/local/bin/berth", "health")
-		health = fmt.Sprintf("exit %d: %s", code, out)
-		return code == 0
-	}) {
-		logs, _ := podman(t, "logs", berth)
-		t.Fatalf("berth health (the container's healthCheck): %s\n%s", health, logs)
-	}
+	waitBerthHealth(t, berth, "berth health (the container's healthCheck)")
 	harness.Eventually(t, 30*time.Second, "app registered in Consul", func() bool { return slices.Contains(services(), "app") })
 
 	// another task of the service: its address reaches the peers file the app mounts
