@@ -215,6 +215,11 @@ PY
 )"
 done
 echo
+# n1 rendered its first, empty list at start; a peers watch lets a burst of changes settle (about 1 s of
+# quiet, at most 4 s) before it asks for the list again, so the other nodes reach its file a moment after
+# they dialled n1 themselves.
+routes_rendered() { [[ $(grep -c nats-route "$WORK/n1-nats.conf") -eq $((NODES - 1)) ]]; }
+wait_for 30 "n1's routes rendered from Consul" routes_rendered
 echo "n1's cluster routes, rendered by its berth from Consul ($WORK/n1-nats.conf):"
 grep nats-route "$WORK/n1-nats.conf" | sed 's/^/  /'
 
