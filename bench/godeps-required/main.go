@@ -1,8 +1,7 @@
 package main
 
 import (
-	"os"
-	"os/exec"
+	"github.com/berth-dev/berth/bench/internal/execwrap"
 
 	_ "github.com/DataDog/datadog-go/v5/statsd"
 	_ "github.com/aws/aws-sdk-go-v2/config"
@@ -13,13 +12,4 @@ import (
 	_ "github.com/oklog/run"
 )
 
-func main() {
-	cmd := exec.Command(os.Args[1], os.Args[2:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			os.Exit(ee.ExitCode())
-		}
-		os.Exit(127)
-	}
-}
+func main() { execwrap.Main() }

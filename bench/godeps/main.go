@@ -1,8 +1,7 @@
 package main
 
 import (
-	"os"
-	"os/exec"
+	"github.com/berth-dev/berth/bench/internal/execwrap"
 
 	_ "github.com/DataDog/datadog-agent/pkg/template/text"
 	_ "github.com/DataDog/datadog-go/v5/statsd"
@@ -19,13 +18,4 @@ import (
 	_ "github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
-func main() {
-	cmd := exec.Command(os.Args[1], os.Args[2:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			os.Exit(ee.ExitCode())
-		}
-		os.Exit(127)
-	}
-}
+func main() { execwrap.Main() }
